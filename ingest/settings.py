@@ -1,0 +1,76 @@
+"""Settings of the index: where documents and the index live, and how text is embedded.
+
+``bot.settings.Settings`` extends this class; entry points build it once (from the
+environment and ``.env``) and pass it down. Library code never reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IndexSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    documents_dir: Path = Field(
+        Path("examples/briefings"),
+        description="Folder of documents (txt, md, html, pdf, docx) that ingest and the watcher read.",
+    )
+    data_dir: Path = Field(
+        Path("data"),
+        description="Where the embedded Chroma index, the ingest manifest and the local model live.",
+    )
+    chroma_host: str | None = Field(
+        None,
+        description="Chroma server host. Unset: embedded Chroma on disk under DATA_DIR/chroma.",
+    )
+    chroma_port: int = Field(8000, description="Chroma server port (with CHROMA_HOST).")
+    chroma_ssl: bool = Field(False, description="Use HTTPS to reach the Chroma server.")
+    chroma_collection: str = Field("briefings", description="Chroma collection name.")
+    embedding_backend: Literal["local", "openai"] = Field(
+        "local",
+        description="local: all-MiniLM-L6-v2 on onnxruntime, offline. "
+        "openai: an OpenAI-compatible /embeddings endpoint (OPENAI_BASE_URL).",
+    )
+    embedding_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="Embedding model name. For the openai backend, the endpoint's model id "
+        "(e.g. text-embedding-3-small).",
+    )
+    model_dir: Path | None = Field(
+        None,
+        description="Folder with the local model (model.onnx, tokenizer.json). "
+        "Default: DATA_DIR/models/all-MiniLM-L6-v2, made by `briefing models install`.",
+    )
+    openai_api_key: SecretStr | None = Field(
+        None, description="API key of the OpenAI-compatible endpoint (embeddings and/or chat)."
+    )
+    openai_base_url: str | None = Field(
+        None,
+        description="Base URL of the OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 "
+        "(vLLM, Ollama, llama.cpp server). Unset: api.openai.com.",
+    )
+    chunk_tokens: int = Field(
+        256, description="Largest chunk in model word pieces, title prefix included."
+    )
+    chunk_overlap_tokens: int = Field(32, description="Overlap between neighbouring chunks.")
+    max_file_mb: float = Field(50.0, description="Files larger than this are reported and skipped.")
+    embed_batch_size: int = Field(64, description="Texts per embedding batch.")
+
+    @property
+    def resolved_model_dir(self) -> Path:
+        return self.model_dir or self.data_dir / "models" / "all-MiniLM-L6-v2"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.data_dir / "manifest.sqlite"
