@@ -52,6 +52,25 @@ class Chunk:
     page: int | None = None  # PDF page the chunk starts on (1-based)
 
 
+@dataclass(frozen=True, slots=True)
+class IndexedChunk:
+    """A chunk as stored in the index, with its document's metadata (what retrieval reads)."""
+
+    chunk_id: str
+    doc_id: str
+    text: str  # exactly Document.text[start:end]
+    path: str
+    title: str
+    index: int
+    start: int
+    end: int
+    page: int | None = None
+    date: str | None = None  # ISO YYYY-MM-DD
+    url: str | None = None
+    place: str | None = None
+    publisher: str | None = None
+
+
 class Outcome(StrEnum):
     ADDED = "added"
     UPDATED = "updated"

@@ -1,0 +1,237 @@
+"""The ingest manifest: SQLite beside the index, mapping source files to documents to chunks.
+
+It is the journal that makes ingest incremental and crash-safe:
+- ``files``: path → doc_id (content hash), with size and mtime for the no-read fast path;
+- ``docs``: doc_id → stored text, metadata and chunk ids (one row per distinct content);
+- ``pending``: chunk ids about to be written to Chroma, committed *before* the write, so a
+  run killed mid-write leaves a record of exactly what to clean up;
+- ``runs``: the summary of each ingest, for ``/status``.
+A document that no file points at any more is an orphan; repair deletes its chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ingest.types import Document
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files(
+    path TEXT PRIMARY KEY, doc_id TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_doc ON files(doc_id);
+CREATE TABLE IF NOT EXISTS docs(
+    doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL, date TEXT, url TEXT,
+    format TEXT NOT NULL, pages INTEGER NOT NULL, chunk_ids TEXT NOT NULL, text TEXT NOT NULL,
+    ingested_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending(doc_id TEXT PRIMARY KEY, chunk_ids TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, finished_at TEXT NOT NULL, report TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    path: str
+    doc_id: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class DocRow:
+    doc_id: str
+    path: str
+    title: str
+    date: str | None
+    url: str | None
+    format: str
+    pages: int
+    chunk_ids: tuple[str, ...]
+    ingested_at: str
+
+
+class Manifest:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we open transactions explicitly, so each commit is a
+        # deliberate crash-safe step rather than sqlite3's implicit batching.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- meta ------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # -- files -----------------------------------------------------------------------------
+
+    def files(self) -> dict[str, FileRow]:
+        rows = self.db.execute("SELECT path, doc_id, size, mtime_ns FROM files").fetchall()
+        return {r[0]: FileRow(*r) for r in rows}
+
+    def paths_of(self, doc_id: str) -> list[str]:
+        rows = self.db.execute("SELECT path FROM files WHERE doc_id=? ORDER BY path", (doc_id,))
+        return [r[0] for r in rows]
+
+    def touch_file(self, row: FileRow) -> None:
+        self.db.execute(
+            "UPDATE files SET size=?, mtime_ns=? WHERE path=?", (row.size, row.mtime_ns, row.path)
+        )
+
+    # -- docs ------------------------------------------------------------------------------
+
+    def doc(self, doc_id: str) -> DocRow | None:
+        row = self.db.execute(
+            "SELECT doc_id, path, title, date, url, format, pages, chunk_ids, ingested_at "
+            "FROM docs WHERE doc_id=?",
+            (doc_id,),
+        ).fetchone()
+        return None if row is None else _doc_row(row)
+
+    def docs(self) -> list[DocRow]:
+        rows = self.db.execute(
+            "SELECT doc_id, path, title, date, url, format, pages, chunk_ids, ingested_at FROM docs"
+        ).fetchall()
+        return [_doc_row(r) for r in rows]
+
+    def doc_text(self, doc_id: str) -> str | None:
+        row = self.db.execute("SELECT text FROM docs WHERE doc_id=?", (doc_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def orphan_docs(self) -> list[DocRow]:
+        rows = self.db.execute(
+            "SELECT doc_id, path, title, date, url, format, pages, chunk_ids, ingested_at "
+            "FROM docs WHERE doc_id NOT IN (SELECT doc_id FROM files)"
+        ).fetchall()
+        return [_doc_row(r) for r in rows]
+
+    def chunk_total(self) -> int:
+        total = 0
+        for (ids,) in self.db.execute("SELECT chunk_ids FROM docs"):
+            total += len(json.loads(ids))
+        return total
+
+    def all_chunk_ids(self) -> set[str]:
+        out: set[str] = set()
+        for (ids,) in self.db.execute("SELECT chunk_ids FROM docs"):
+            out.update(json.loads(ids))
+        return out
+
+    # -- pending (write-ahead intent for Chroma writes) --------------------------------------
+
+    def add_pending(self, entries: dict[str, list[str]]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO pending(doc_id, chunk_ids) VALUES (?, ?)",
+                [(d, json.dumps(ids)) for d, ids in entries.items()],
+            )
+
+    def pending(self) -> dict[str, list[str]]:
+        rows = self.db.execute("SELECT doc_id, chunk_ids FROM pending").fetchall()
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+    def clear_pending(self, doc_ids: list[str]) -> None:
+        self.db.executemany("DELETE FROM pending WHERE doc_id=?", [(d,) for d in doc_ids])
+
+    # -- commits of one ingest step ----------------------------------------------------------
+
+    @staticmethod
+    def put_doc(db: sqlite3.Connection, doc: Document, chunk_ids: list[str]) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO docs(doc_id, path, title, date, url, format, pages, chunk_ids,"
+            " text, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                doc.doc_id,
+                doc.path,
+                doc.title,
+                doc.date,
+                doc.url,
+                doc.format,
+                len(doc.pages),
+                json.dumps(chunk_ids),
+                doc.text,
+                datetime.now(UTC).isoformat(timespec="seconds"),
+            ),
+        )
+
+    @staticmethod
+    def put_file(db: sqlite3.Connection, row: FileRow) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO files(path, doc_id, size, mtime_ns) VALUES (?,?,?,?)",
+            (row.path, row.doc_id, row.size, row.mtime_ns),
+        )
+
+    @staticmethod
+    def drop_file(db: sqlite3.Connection, path: str) -> None:
+        db.execute("DELETE FROM files WHERE path=?", (path,))
+
+    @staticmethod
+    def drop_doc(db: sqlite3.Connection, doc_id: str) -> None:
+        db.execute("DELETE FROM docs WHERE doc_id=?", (doc_id,))
+
+    @staticmethod
+    def repoint_doc(db: sqlite3.Connection, doc_id: str, path: str) -> None:
+        db.execute("UPDATE docs SET path=? WHERE doc_id=?", (path, doc_id))
+
+    def reset(self) -> None:
+        with self.transaction() as db:
+            for table in ("files", "docs", "pending"):
+                db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def record_run(self, report: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO runs(finished_at, report) VALUES (?, ?)",
+            (datetime.now(UTC).isoformat(timespec="seconds"), json.dumps(report)),
+        )
+
+    def last_run(self) -> tuple[str, dict[str, Any]] | None:
+        row = self.db.execute(
+            "SELECT finished_at, report FROM runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (str(row[0]), json.loads(row[1]))
+
+
+def _doc_row(row: tuple[Any, ...]) -> DocRow:
+    return DocRow(
+        doc_id=row[0],
+        path=row[1],
+        title=row[2],
+        date=row[3],
+        url=row[4],
+        format=row[5],
+        pages=int(row[6]),
+        chunk_ids=tuple(json.loads(row[7])),
+        ingested_at=row[8],
+    )

@@ -1,0 +1,330 @@
+"""One ingest run: scan → hash → parse → chunk → embed → write, incrementally and crash-safely.
+
+Order of writes (so that ``kill -9`` at any moment leaves a state the next run repairs):
+1. the chunk ids about to be written are committed to the manifest's ``pending`` table;
+2. the chunks are upserted into Chroma (idempotent: ids derive from content);
+3. one SQLite transaction records the documents and files and clears ``pending``;
+4. only then are replaced or deleted documents' chunks removed from Chroma.
+``repair`` at the start of each run undoes whatever a killed run left half done.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.chunking import chunk_document, embed_text
+from ingest.embeddings import IndexEmbeddings, make_embeddings
+from ingest.loaders import parse_document
+from ingest.manifest import FileRow, Manifest
+from ingest.scan import Candidate, covered, display_path, scan
+from ingest.settings import IndexSettings
+from ingest.store import IndexStore, chunk_metadata, drop_index, open_index
+from ingest.types import Chunk, Document, FileResult, IngestReport, LoadError, Outcome
+
+Progress = Callable[[int, int, str], None]  # (done, total, current path)
+_FLUSH_CHUNKS = 512  # chunks embedded per write group: big enough for good batching
+
+
+class IngestLocked(Exception):
+    """Another ingest holds the lock."""
+
+
+@contextmanager
+def ingest_lock(data_dir: Path) -> Iterator[None]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = data_dir / "ingest.lock"
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise IngestLocked(
+                f"another ingest is running (pid {holder}; lock {lock_path}). "
+                "Wait for it to finish, then run again."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def content_id(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def repair(manifest: Manifest, store: IndexStore) -> int:
+    """Remove what a killed run left behind; return how many chunks were removed."""
+    removed = 0
+    committed = manifest.all_chunk_ids()
+    pending = manifest.pending()
+    stray = [cid for ids in pending.values() for cid in ids if cid not in committed]
+    if stray:
+        store.delete(stray)
+        removed += len(stray)
+    with manifest.transaction():
+        manifest.clear_pending(list(pending))
+    for doc in manifest.orphan_docs():
+        store.delete(list(doc.chunk_ids))
+        removed += len(doc.chunk_ids)
+        with manifest.transaction() as db:
+            Manifest.drop_doc(db, doc.doc_id)
+    # Safety net for anything the journal cannot explain (e.g. a manifest restored from a
+    # backup): compare counts, and on a mismatch reconcile id by id.
+    committed = manifest.all_chunk_ids()
+    if store.count() != len(committed):
+        present = set(store.all_ids())
+        extra = sorted(present - committed)
+        store.delete(extra)
+        removed += len(extra)
+        lost = {d.doc_id for d in manifest.docs() if not set(d.chunk_ids) <= present}
+        if lost:  # forget them so this run re-ingests their files
+            with manifest.transaction() as db:
+                for doc_id in lost:
+                    db.execute("DELETE FROM files WHERE doc_id=?", (doc_id,))
+                    Manifest.drop_doc(db, doc_id)
+    return removed
+
+
+@dataclass
+class _Queued:
+    doc: Document
+    chunks: list[Chunk]
+    files: list[tuple[Candidate, Outcome]]
+
+
+@dataclass
+class _Run:
+    settings: IndexSettings
+    manifest: Manifest
+    store: IndexStore | None
+    embeddings: IndexEmbeddings
+    report: IngestReport
+    queue: dict[str, _Queued] = field(default_factory=dict)
+    changed: bool = False
+
+    def queued_chunks(self) -> int:
+        return sum(len(q.chunks) for q in self.queue.values())
+
+    def flush(self) -> None:
+        if not self.queue:
+            return
+        items = list(self.queue.values())
+        self.queue = {}
+        if self.store is None:  # dry run: nothing is written
+            for q in items:
+                for cand, outcome in q.files:
+                    self.report.results.append(FileResult(cand.display, outcome, None, len(q.chunks)))
+            return
+        try:
+            self.manifest.add_pending({q.doc.doc_id: [c.chunk_id for c in q.chunks] for q in items})
+            all_chunks = [(q.doc, c) for q in items for c in q.chunks]
+            vectors = self.embeddings.embed_array([embed_text(d.title, c.text) for d, c in all_chunks])
+            self.store.upsert(
+                [c.chunk_id for _, c in all_chunks],
+                [c.text for _, c in all_chunks],
+                [chunk_metadata(d, c, d.path) for d, c in all_chunks],
+                vectors.tolist(),
+            )
+        except Exception as err:  # an embedding endpoint or Chroma failing: report, go on
+            reason = f"could not embed or store: {type(err).__name__}: {err}"
+            for q in items:
+                for cand, _ in q.files:
+                    self.report.results.append(FileResult(cand.display, Outcome.FAILED, reason))
+            return
+        with self.manifest.transaction() as db:
+            for q in items:
+                Manifest.put_doc(db, q.doc, [c.chunk_id for c in q.chunks])
+                for cand, _ in q.files:
+                    Manifest.put_file(db, FileRow(cand.key, q.doc.doc_id, cand.size, cand.mtime_ns))
+            self.manifest.clear_pending([q.doc.doc_id for q in items])
+        self.changed = True
+        for q in items:
+            self.report.embedded_chunks += len(q.chunks)
+            self.report.pages += len(q.doc.pages)
+            for i, (cand, outcome) in enumerate(q.files):
+                note = None if i == 0 else f"same content as {q.files[0][0].display}; indexed once"
+                count = len(q.chunks) if i == 0 else 0
+                self.report.results.append(FileResult(cand.display, outcome, note, count))
+
+
+def run_ingest(
+    settings: IndexSettings,
+    paths: list[Path] | None = None,
+    *,
+    rebuild: bool = False,
+    dry_run: bool = False,
+    embeddings: IndexEmbeddings | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Bring the index in line with the files under ``paths`` (default: the documents folder).
+
+    Raises IngestLocked, IndexMismatch, IndexUnavailable or ModelNotInstalled for fatal
+    conditions; per-file problems are reported in the returned IngestReport instead.
+    """
+    started = time.perf_counter()
+    report = IngestReport(dry_run=dry_run)
+    roots = list(paths) if paths else [settings.documents_dir]
+    with ingest_lock(settings.data_dir):
+        embeddings = embeddings or make_embeddings(settings)
+        manifest = Manifest(settings.manifest_path)
+        try:
+            if rebuild and not dry_run:
+                drop_index(settings)
+                manifest.reset()
+            store = open_index(settings, embeddings)
+            if not dry_run:
+                report.repaired = repair(manifest, store)
+            run = _Run(settings, manifest, None if dry_run else store, embeddings, report)
+            _ingest_files(run, roots, progress)
+            run.flush()
+            if not dry_run:
+                _finish(run)
+                if run.changed or report.repaired:
+                    store.bump_generation()
+        finally:
+            report.seconds = time.perf_counter() - started
+            if not dry_run:
+                manifest.record_run(_run_record(report))
+            manifest.close()
+    return report
+
+
+def _ingest_files(run: _Run, roots: list[Path], progress: Progress | None) -> None:
+    report, manifest = run.report, run.manifest
+    for root in roots:
+        if not root.exists() and not root.is_symlink():
+            key = os.path.abspath(root)
+            report.results.append(FileResult(display_path(key), Outcome.FAILED, "no such file or folder"))
+    max_bytes = int(run.settings.max_file_mb * 1_000_000)
+    candidates, rejected, prefixes = scan([r for r in roots if r.exists()], max_bytes)
+    for rej in rejected:
+        report.results.append(FileResult(rej.display, Outcome.FAILED, rej.reason))
+    known = manifest.files()
+    present = {c.key for c in candidates} | {r.key for r in rejected}
+    missing_by_doc: dict[str, list[str]] = defaultdict(list)
+    for key, row in known.items():
+        if covered(key, prefixes) and key not in present:
+            missing_by_doc[row.doc_id].append(key)
+
+    for done, cand in enumerate(candidates, 1):
+        if progress:
+            progress(done, len(candidates), cand.display)
+        old = known.get(cand.key)
+        if old and (old.size, old.mtime_ns) == (cand.size, cand.mtime_ns):
+            report.results.append(FileResult(cand.display, Outcome.UNCHANGED))
+            continue
+        try:
+            data = Path(cand.key).read_bytes()
+        except OSError as err:
+            report.results.append(FileResult(cand.display, Outcome.FAILED, f"cannot read: {err}"))
+            continue
+        doc_id = content_id(data)
+        if old and old.doc_id == doc_id:  # touched, not changed: remember the new mtime
+            if run.store is not None:
+                manifest.touch_file(FileRow(cand.key, doc_id, cand.size, cand.mtime_ns))
+            report.results.append(FileResult(cand.display, Outcome.UNCHANGED))
+            continue
+        outcome = Outcome.UPDATED if old else Outcome.ADDED
+        if doc_id in run.queue:  # same content twice in this run
+            run.queue[doc_id].files.append((cand, outcome))
+            continue
+        if manifest.doc(doc_id) is not None:
+            _reuse_content(run, cand, doc_id, outcome, missing_by_doc)
+            continue
+        try:
+            doc = parse_document(Path(cand.key), data, doc_id, display_path=cand.display)
+            chunks = chunk_document(
+                doc,
+                count_tokens=run.embeddings.count_tokens,
+                max_tokens=min(run.settings.chunk_tokens, run.embeddings.max_tokens),
+                overlap_tokens=run.settings.chunk_overlap_tokens,
+            )
+        except LoadError as err:
+            kept = "; the previous version stays indexed" if old else ""
+            report.results.append(FileResult(cand.display, Outcome.FAILED, f"{err}{kept}"))
+            continue
+        except Exception as err:  # a parser bug must not stop the other files
+            report.results.append(
+                FileResult(cand.display, Outcome.FAILED, f"unexpected {type(err).__name__}: {err}")
+            )
+            continue
+        if not chunks:
+            report.results.append(FileResult(cand.display, Outcome.FAILED, "no text to index"))
+            continue
+        run.queue[doc_id] = _Queued(doc, chunks, [(cand, outcome)])
+        if run.queued_chunks() >= _FLUSH_CHUNKS:
+            run.flush()
+
+    # Files that vanished (and were not renamed): their documents become orphans.
+    for keys in missing_by_doc.values():
+        for key in keys:
+            report.results.append(FileResult(display_path(key), Outcome.REMOVED))
+            if run.store is not None:
+                with manifest.transaction() as db:
+                    Manifest.drop_file(db, key)
+                run.changed = True
+
+
+def _reuse_content(
+    run: _Run, cand: Candidate, doc_id: str, outcome: Outcome, missing: dict[str, list[str]]
+) -> None:
+    """The content is indexed already: point the file at it without embedding anything."""
+    note: str | None = None
+    if outcome is Outcome.ADDED and missing.get(doc_id):
+        old_key = missing[doc_id].pop(0)
+        outcome, note = Outcome.RENAMED, f"renamed from {display_path(old_key)}"
+        if run.store is not None:
+            with run.manifest.transaction() as db:
+                Manifest.drop_file(db, old_key)
+    else:
+        others = run.manifest.paths_of(doc_id)
+        if others:
+            note = f"same content as {display_path(others[0])}; indexed once"
+    if run.store is not None:
+        with run.manifest.transaction() as db:
+            Manifest.put_file(db, FileRow(cand.key, doc_id, cand.size, cand.mtime_ns))
+        run.changed = True
+    run.report.results.append(FileResult(cand.display, outcome, note))
+
+
+def _finish(run: _Run) -> None:
+    """Delete documents no file points at, and re-point documents whose file moved."""
+    assert run.store is not None
+    manifest, store = run.manifest, run.store
+    for doc in manifest.orphan_docs():
+        store.delete(list(doc.chunk_ids))
+        with manifest.transaction() as db:
+            Manifest.drop_doc(db, doc.doc_id)
+        run.changed = True
+    for doc in manifest.docs():
+        paths = [display_path(k) for k in manifest.paths_of(doc.doc_id)]
+        if paths and doc.path not in paths:
+            metas = store.metadatas(list(doc.chunk_ids))
+            ids = list(metas)
+            store.update_metadata(ids, [{**metas[i], "path": paths[0]} for i in ids])
+            with manifest.transaction() as db:
+                Manifest.repoint_doc(db, doc.doc_id, paths[0])
+            run.changed = True
+
+
+def _run_record(report: IngestReport) -> dict[str, object]:
+    return {
+        "summary": report.summary(),
+        "failures": [{"path": f.path, "reason": f.reason} for f in report.failures],
+        "seconds": round(report.seconds, 2),
+        "embedded_chunks": report.embedded_chunks,
+        "repaired": report.repaired,
+    }

@@ -1,0 +1,95 @@
+"""Finding the files an ingest run covers, and the reasons some of them cannot be read.
+
+Symlinks that lead outside the folder being ingested are not followed (a dropped link must
+not pull in arbitrary files of the machine); unreadable or oversized files are reported.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.loaders import SUPPORTED_SUFFIXES
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    key: str  # absolute, normalised path (symlinks not resolved): the manifest key
+    display: str  # what users see and citations show
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    key: str
+    display: str
+    reason: str
+
+
+def display_path(key: str) -> str:
+    """Relative to the working directory when below it (readable), else absolute."""
+    rel = os.path.relpath(key)
+    return key if rel.startswith("..") else rel
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def _check(path: Path, root: Path, max_bytes: int) -> Candidate | Rejected | None:
+    key = os.path.abspath(path)
+    shown = display_path(key)
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        return None
+    if path.is_symlink() and not _inside(path, root):
+        return Rejected(key, shown, "symlink leads outside the ingested folder (not followed)")
+    try:
+        st = path.stat()
+    except OSError as err:
+        return Rejected(key, shown, f"cannot read: {err.strerror or err}")
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    if st.st_size > max_bytes:
+        return Rejected(
+            key, shown, f"file is {st.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit"
+        )
+    if not os.access(path, os.R_OK):
+        return Rejected(key, shown, "cannot read: permission denied")
+    return Candidate(key, shown, st.st_size, st.st_mtime_ns)
+
+
+def scan(roots: list[Path], max_bytes: int) -> tuple[list[Candidate], list[Rejected], list[str]]:
+    """Files under ``roots`` (files or folders). Returns candidates, rejections, and the
+    absolute root prefixes, which bound what a run may consider deleted."""
+    found: dict[str, Candidate] = {}
+    rejected: dict[str, Rejected] = {}
+    prefixes: list[str] = []
+    for root in roots:
+        root_abs = os.path.abspath(root)
+        if root.is_dir():
+            prefixes.append(root_abs.rstrip(os.sep) + os.sep)
+            walker = os.walk(root, followlinks=False)
+            paths = sorted(Path(d) / f for d, _dirs, files in walker for f in files)
+            base = root
+        else:
+            prefixes.append(root_abs)
+            paths = [root]
+            base = root.parent
+        for path in paths:
+            checked = _check(path, base, max_bytes)
+            if isinstance(checked, Candidate):
+                found[checked.key] = checked
+            elif isinstance(checked, Rejected):
+                rejected[checked.key] = checked
+    return sorted(found.values(), key=lambda c: c.key), list(rejected.values()), prefixes
+
+
+def covered(key: str, prefixes: list[str]) -> bool:
+    return any(key == p or (p.endswith(os.sep) and key.startswith(p)) for p in prefixes)

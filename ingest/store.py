@@ -1,0 +1,289 @@
+"""The Chroma side of the index: one collection of chunks, embedded or on a Chroma server.
+
+Writes go through the chromadb collection (we embed ``title + text`` but store the exact
+chunk text, which LangChain's ``add_texts`` cannot express); dense search goes through
+``langchain_chroma.Chroma``. The collection's metadata records which embedding model
+built it, and a generation counter that readers use to notice a re-ingest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+import chromadb
+from chromadb.config import Settings as ChromaClientSettings
+from langchain_chroma import Chroma
+from langchain_core.embeddings import Embeddings
+
+from ingest.settings import IndexSettings
+from ingest.types import Chunk, Document, IndexedChunk
+
+INDEX_FORMAT = "1"
+_PAGE = 2000  # ids per get/delete call: keeps request bodies small on the server path
+
+
+class IndexMismatch(Exception):
+    """The index was built with another embedding model; answering or ingesting would mix spaces."""
+
+
+class IndexUnavailable(Exception):
+    """Chroma could not be reached or opened."""
+
+
+class EmbeddingModel(Protocol):
+    """What the store needs to know of the embedding model (ingest.embeddings implements it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+
+def make_client(settings: IndexSettings) -> chromadb.ClientAPI:
+    client_settings = ChromaClientSettings(anonymized_telemetry=False, allow_reset=True)
+    try:
+        if settings.chroma_host:
+            return chromadb.HttpClient(
+                host=settings.chroma_host,
+                port=settings.chroma_port,
+                ssl=settings.chroma_ssl,
+                settings=client_settings,
+            )
+        settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=client_settings)
+    except Exception as err:  # chromadb raises plain ValueError/ConnectionError variants
+        where = (
+            f"Chroma server {settings.chroma_host}:{settings.chroma_port}"
+            if settings.chroma_host
+            else f"embedded Chroma at {settings.chroma_dir}"
+        )
+        raise IndexUnavailable(f"cannot open {where}: {err}") from err
+
+
+def chunk_metadata(doc: Document, chunk: Chunk, path: str) -> dict[str, str | int]:
+    """Chroma metadata of one chunk. Chroma rejects None values, so absent fields are omitted."""
+    meta: dict[str, str | int] = {
+        "doc_id": doc.doc_id,
+        "path": path,
+        "title": doc.title,
+        "chunk_index": chunk.index,
+        "start": chunk.start,
+        "end": chunk.end,
+        "format": doc.format,
+    }
+    if chunk.page is not None:
+        meta["page"] = chunk.page
+    if doc.date:
+        meta["date"] = doc.date
+        # An integer copy lets Chroma filter by date range ($gte/$lte work on numbers only).
+        meta["date_ord"] = int(doc.date.replace("-", ""))
+    for key in ("url", "place", "publisher"):
+        value = getattr(doc, key)
+        if value:
+            meta[key] = value
+    return meta
+
+
+def to_indexed(chunk_id: str, text: str, meta: dict[str, Any]) -> IndexedChunk:
+    page = meta.get("page")
+    return IndexedChunk(
+        chunk_id=chunk_id,
+        doc_id=str(meta.get("doc_id", "")),
+        text=text,
+        path=str(meta.get("path", "")),
+        title=str(meta.get("title", "")),
+        index=int(meta.get("chunk_index", 0)),
+        start=int(meta.get("start", 0)),
+        end=int(meta.get("end", 0)),
+        page=int(page) if page is not None else None,
+        date=meta.get("date"),
+        url=meta.get("url"),
+        place=meta.get("place"),
+        publisher=meta.get("publisher"),
+    )
+
+
+def _batches(items: Sequence[str], size: int = _PAGE) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
+
+
+class IndexStore:
+    """One Chroma collection holding every chunk, plus the facts of how it was built."""
+
+    def __init__(
+        self,
+        client: chromadb.ClientAPI,
+        collection: Any,
+        name: str,
+        embeddings: EmbeddingModel,
+    ) -> None:
+        self.client = client
+        self.collection = collection
+        self.name = name
+        self.embeddings = embeddings
+        lc_embeddings = embeddings if isinstance(embeddings, Embeddings) else None
+        self.vectorstore = Chroma(
+            client=client,
+            collection_name=name,
+            embedding_function=lc_embeddings,
+            create_collection_if_not_exists=False,
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    def count(self) -> int:
+        return int(self.collection.count())
+
+    def metadata(self) -> dict[str, Any]:
+        # Read fresh: another process (ingest, another replica) may have changed it.
+        fresh = self.client.get_collection(self.name, embedding_function=None)
+        return dict(fresh.metadata or {})
+
+    def generation(self) -> str:
+        return str(self.metadata().get("generation", "0"))
+
+    def all_ids(self) -> list[str]:
+        ids: list[str] = []
+        offset = 0
+        while True:
+            got = self.collection.get(include=[], limit=_PAGE, offset=offset)
+            ids.extend(got["ids"])
+            if len(got["ids"]) < _PAGE:
+                return ids
+            offset += _PAGE
+
+    def all_chunks(self) -> list[IndexedChunk]:
+        out: list[IndexedChunk] = []
+        offset = 0
+        while True:
+            got = self.collection.get(
+                include=["documents", "metadatas"], limit=_PAGE, offset=offset
+            )
+            for cid, text, meta in zip(
+                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
+            ):
+                out.append(to_indexed(cid, text or "", dict(meta or {})))
+            if len(got["ids"]) < _PAGE:
+                return out
+            offset += _PAGE
+
+    def get_chunks(self, ids: Sequence[str]) -> list[IndexedChunk]:
+        out: list[IndexedChunk] = []
+        for batch in _batches(ids):
+            got = self.collection.get(ids=batch, include=["documents", "metadatas"])
+            for cid, text, meta in zip(
+                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
+            ):
+                out.append(to_indexed(cid, text or "", dict(meta or {})))
+        return out
+
+    def dense_search(
+        self, query_embedding: list[float], k: int, where: dict[str, Any] | None = None
+    ) -> list[tuple[IndexedChunk, float]]:
+        """Nearest chunks by cosine similarity (higher is better)."""
+        if k <= 0 or self.count() == 0:
+            return []
+        found = self.vectorstore.similarity_search_by_vector_with_relevance_scores(
+            query_embedding, k=k, filter=where
+        )
+        # The collection uses cosine space, so Chroma's distance is 1 - cosine similarity.
+        return [
+            (to_indexed(str(doc.id), doc.page_content, dict(doc.metadata)), 1.0 - float(dist))
+            for doc, dist in found
+        ]
+
+    # -- writing (ingest only) -------------------------------------------------------------
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, str | int]],
+        vectors: Sequence[Sequence[float]],
+    ) -> None:
+        # Upsert, not add: re-running a half-finished write must be harmless.
+        for i in range(0, len(ids), 500):
+            self.collection.upsert(
+                ids=list(ids[i : i + 500]),
+                documents=list(texts[i : i + 500]),
+                metadatas=list(metadatas[i : i + 500]),
+                embeddings=[list(v) for v in vectors[i : i + 500]],
+            )
+
+    def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, str | int]]) -> None:
+        for i in range(0, len(ids), _PAGE):
+            self.collection.update(
+                ids=list(ids[i : i + _PAGE]), metadatas=list(metadatas[i : i + _PAGE])
+            )
+
+    def metadatas(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for batch in _batches(ids):
+            got = self.collection.get(ids=batch, include=["metadatas"])
+            for cid, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
+                out[cid] = dict(meta or {})
+        return out
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for batch in _batches(ids):
+            if batch:
+                self.collection.delete(ids=batch)
+
+    def bump_generation(self) -> None:
+        meta = self.metadata()
+        meta["generation"] = uuid.uuid4().hex[:12]
+        self.collection.modify(metadata=meta)
+
+
+def _fingerprint(embeddings: EmbeddingModel) -> dict[str, str | int]:
+    return {
+        "index_format": INDEX_FORMAT,
+        "embedding_model": embeddings.name,
+        "embedding_dim": embeddings.dim,
+    }
+
+
+def open_index(settings: IndexSettings, embeddings: EmbeddingModel) -> IndexStore:
+    """Open (or create, empty) the collection; refuse one built by another embedding model.
+
+    A missing collection is created rather than reported, so a fresh bot starts and says
+    it knows no documents yet.
+    """
+    client = make_client(settings)
+    name = settings.chroma_collection
+    wanted = _fingerprint(embeddings)
+    try:
+        existing = client.get_collection(name, embedding_function=None)
+    except Exception:  # chromadb raises NotFoundError (1.x) or ValueError (older servers)
+        existing = None
+    if existing is not None:
+        meta = dict(existing.metadata or {})
+        built_with = (meta.get("embedding_model"), meta.get("embedding_dim"))
+        if built_with != (wanted["embedding_model"], wanted["embedding_dim"]):
+            raise IndexMismatch(
+                f"the index was built with {built_with[0]} (dimension {built_with[1]}), "
+                f"but this run uses {wanted['embedding_model']} (dimension {wanted['embedding_dim']}). "
+                "Re-embed everything with `briefing ingest --rebuild`, or set EMBEDDING_BACKEND/"
+                "EMBEDDING_MODEL back to what built it."
+            )
+        return IndexStore(client, existing, name, embeddings)
+    collection = client.get_or_create_collection(
+        name,
+        configuration={"hnsw": {"space": "cosine"}},
+        metadata={**wanted, "generation": "0"},
+        embedding_function=None,
+    )
+    return IndexStore(client, collection, name, embeddings)
+
+
+def drop_index(settings: IndexSettings) -> None:
+    """Delete the collection (``ingest --rebuild``)."""
+    client = make_client(settings)
+    try:
+        client.delete_collection(settings.chroma_collection)
+    except Exception:  # absent already: nothing to drop
+        return
