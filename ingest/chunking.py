@@ -27,6 +27,7 @@ _SEPARATORS = [
     "",
 ]
 SPECIAL_TOKENS = 2  # [CLS] and [SEP], counted by the model's window
+_SMALL = 16  # word pieces below which a fragment is merged into a neighbour
 
 
 def chunk_id(doc_id: str, start: int, end: int, text: str) -> str:
@@ -61,6 +62,23 @@ def _segments(doc: Document) -> list[tuple[int, int, int | None]]:
     return [(0, len(doc.text), None)]
 
 
+def _merge_small(
+    text: str, spans: list[tuple[int, int]], count: Callable[[str], int], budget: int
+) -> list[tuple[int, int]]:
+    """Fold fragments (a lone heading line, a trailing clause) into a neighbour when the
+    merged span still fits: a chunk of three words retrieves badly and quotes nothing."""
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        if out:
+            prev_start, prev_end = out[-1]
+            small = min(count(text[prev_start:prev_end]), count(text[start:end])) < _SMALL
+            if small and count(text[prev_start:end]) <= budget:
+                out[-1] = (prev_start, end)
+                continue
+        out.append((start, end))
+    return out
+
+
 def chunk_document(
     doc: Document,
     *,
@@ -74,8 +92,13 @@ def chunk_document(
     budget = max(48, max_tokens - SPECIAL_TOKENS - title_cost)
     splitter = make_splitter(count_tokens, budget, overlap_tokens)
     chunks: list[Chunk] = []
+
+    def count(t: str) -> int:
+        return max(0, count_tokens(t) - SPECIAL_TOKENS)
+
     for seg_start, seg_end, page in _segments(doc):
         segment = doc.text[seg_start:seg_end]
+        spans: list[tuple[int, int]] = []
         for piece in splitter.create_documents([segment]):
             text = piece.page_content
             if not text.strip():
@@ -88,7 +111,11 @@ def chunk_document(
                 if found < 0:
                     raise ValueError(f"chunk not found in document text: {text[:40]!r}")
                 start = found
-            end = start + len(text)
+            spans.append((start, start + len(text)))
+        for start, end in _merge_small(doc.text, spans, count, budget):
+            text = doc.text[start:end]
+            if doc.title and text.strip("#*= \n").casefold() == doc.title.casefold():
+                continue  # a lone title line: every chunk's embedding carries the title already
             chunks.append(
                 Chunk(
                     chunk_id=chunk_id(doc.doc_id, start, end, text),

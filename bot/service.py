@@ -1,0 +1,179 @@
+"""The answering service: index → retrieval → cited answer. Used by the CLI, the bot, benches.
+
+Synchronous and CPU-bound (embedding, BM25, sentence scoring): async callers run it in a
+thread. No Telegram types here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from bot.extractive import extractive_answer
+from bot.followup import condense_offline
+from bot.history import History
+from bot.llm import LLMAnswerer, LLMError
+from bot.retrieval import Retriever
+from bot.settings import Settings
+from bot.types import Answer
+from ingest.embeddings import IndexEmbeddings, make_embeddings
+from ingest.manifest import Manifest
+from ingest.pipeline import run_ingest
+from ingest.store import IndexStore, open_index
+from ingest.types import FileResult, IngestReport, Outcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DocInfo:
+    title: str
+    date: str | None
+    path: str
+    url: str | None
+    chunks: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexStatus:
+    documents: int
+    chunks: int
+    last_ingest: datetime | None
+    last_failures: list[FileResult] = field(default_factory=list)
+    embedding_model: str = ""
+    answerer: str = "extractive"
+    date_range: tuple[str | None, str | None] = (None, None)
+
+
+class AnswerService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embeddings: IndexEmbeddings | None = None,
+        store: IndexStore | None = None,
+        llm: LLMAnswerer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.embeddings = embeddings or make_embeddings(settings)
+        self.store = store or open_index(settings, self.embeddings)
+        self.retriever = Retriever(self.store, self.embeddings)
+        self.llm = llm
+        if self.llm is None and settings.answerer == "llm":
+            key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+            self.llm = LLMAnswerer(
+                model=settings.llm_model,
+                base_url=settings.openai_base_url,
+                api_key=key,
+                timeout_s=settings.llm_timeout_s,
+                max_tokens=settings.llm_max_tokens,
+            )
+        self.history = History(turns=settings.history_turns, ttl_s=settings.history_ttl_s)
+        self._ingest_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AnswerService:
+        return cls(settings)
+
+    @property
+    def answerer_name(self) -> str:
+        return f"llm ({self.settings.llm_model})" if self.llm else "extractive"
+
+    def warm_up(self) -> None:
+        """Build the lexical index and load the model now rather than on the first question."""
+        self.retriever.search("warm up", k=1)
+
+    # -- answering ------------------------------------------------------------------------
+
+    def _standalone(self, question: str, history: list[str], timings: dict[str, float]) -> str:
+        if not history:
+            return question
+        started = time.perf_counter()
+        standalone = condense_offline(question, history)
+        if self.llm is not None:
+            try:
+                standalone = self.llm.condense(question, history)
+            except LLMError as err:
+                log.warning("LLM condense failed, using offline follow-up: %s", err)
+        timings["condense"] = (time.perf_counter() - started) * 1000
+        return standalone
+
+    def answer(
+        self, question: str, *, conversation: str | None = None, today: date | None = None
+    ) -> Answer:
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        standalone = self._standalone(question, self.history.get(conversation), timings)
+        retrieval = self.retriever.search_with_timings(
+            standalone, k=self.settings.top_k, today=today
+        )
+        timings.update(retrieval.timings_ms)
+        hits = retrieval.hits
+        answer_started = time.perf_counter()
+        answer: Answer
+        if self.llm is not None and hits:
+            try:
+                answer = self.llm.answer(standalone, hits)
+            except LLMError as err:
+                log.warning("LLM answer failed, falling back to the extractive answer: %s", err)
+                answer = extractive_answer(standalone, hits)
+                answer.answerer = "llm→extractive"
+                answer.notes.append(f"LLM unavailable ({err}); answered extractively")
+        else:
+            answer = extractive_answer(standalone, hits)
+        timings["answer"] = (time.perf_counter() - answer_started) * 1000
+        timings["total"] = (time.perf_counter() - started) * 1000
+        answer.timings_ms = {**timings, **answer.timings_ms}
+        self.history.add(conversation, standalone)
+        return answer
+
+    def forget(self, conversation: str) -> None:
+        self.history.forget(conversation)
+
+    # -- index facts ----------------------------------------------------------------------
+
+    def _manifest(self) -> Manifest:
+        return Manifest(self.settings.manifest_path)
+
+    def status(self) -> IndexStatus:
+        manifest = self._manifest()
+        try:
+            docs = manifest.docs()
+            last = manifest.last_run()
+        finally:
+            manifest.close()
+        dates = sorted(d.date for d in docs if d.date)
+        failures: list[FileResult] = []
+        last_at: datetime | None = None
+        if last is not None:
+            last_at = datetime.fromisoformat(last[0])
+            failures = [
+                FileResult(f["path"], Outcome.FAILED, f["reason"])
+                for f in last[1].get("failures", [])
+            ]
+        return IndexStatus(
+            documents=len(docs),
+            chunks=self.store.count(),
+            last_ingest=last_at,
+            last_failures=failures,
+            embedding_model=self.embeddings.name,
+            answerer=self.answerer_name,
+            date_range=(dates[0], dates[-1]) if dates else (None, None),
+        )
+
+    def recent_documents(self, n: int = 10) -> list[DocInfo]:
+        manifest = self._manifest()
+        try:
+            docs = manifest.docs()
+        finally:
+            manifest.close()
+        docs.sort(key=lambda d: (d.date or "", d.ingested_at), reverse=True)
+        return [DocInfo(d.title, d.date, d.path, d.url, len(d.chunk_ids)) for d in docs[:n]]
+
+    def run_ingest(self) -> IngestReport:
+        """Re-ingest the documents folder (admin command); the retriever notices the change."""
+        with self._ingest_lock:
+            return run_ingest(self.settings, embeddings=self.embeddings)
