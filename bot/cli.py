@@ -155,6 +155,26 @@ def ingest(
         sys.exit(EXIT_FAILED_FILES)
 
 
+@cli.command()
+@click.option("--quiet-seconds", default=2.0, show_default=True, help="Wait for calm first.")
+@click.pass_obj
+def watch(settings: Settings, quiet_seconds: float) -> None:
+    """Watch DOCUMENTS_DIR: ingest new and changed files, remove deleted ones (Ctrl-C stops)."""
+    from ingest.watch import watch as watch_folder
+
+    def show(report: IngestReport) -> None:
+        if any(r.outcome is not Outcome.UNCHANGED for r in report.results):
+            click.echo(format_report(report))
+
+    click.echo(f"Watching {settings.documents_dir} (Ctrl-C to stop)")
+    try:
+        watch_folder(settings, show, quiet_s=quiet_seconds)
+    except FATAL_ERRORS as err:
+        fail(str(err))
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+
+
 # -- ask ---------------------------------------------------------------------------------
 
 
@@ -208,6 +228,25 @@ def ask(settings: Settings, question: str | None, as_json: bool) -> None:
     for item_id, text in items:
         out = {"id": item_id, "question": text, **answer_json(service.answer(text))}
         click.echo(json.dumps(out, ensure_ascii=False))
+
+
+# -- bot ---------------------------------------------------------------------------------
+
+
+@cli.command("bot")
+@click.pass_obj
+def run_telegram_bot(settings: Settings) -> None:
+    """Run the Telegram bot (long polling; webhook mode when WEBHOOK_URL is set)."""
+    from bot.telegram.app import run_bot
+
+    if settings.telegram_bot_token is None:
+        raise click.UsageError(
+            "set TELEGRAM_BOT_TOKEN (from @BotFather) in the environment or .env"
+        )
+    try:
+        run_bot(settings)
+    except FATAL_ERRORS as err:
+        fail(str(err))
 
 
 def main() -> None:

@@ -112,9 +112,11 @@ def chunk_document(
                     raise ValueError(f"chunk not found in document text: {text[:40]!r}")
                 start = found
             spans.append((start, start + len(text)))
-        for start, end in _merge_small(doc.text, spans, count, budget):
+        merged = _merge_small(doc.text, spans, count, budget)
+        for start, end in merged:
             text = doc.text[start:end]
-            if doc.title and text.strip("#*= \n").casefold() == doc.title.casefold():
+            lone_title = text.strip("#*= \n").casefold() == doc.title.casefold()
+            if len(merged) > 1 and lone_title:
                 continue  # a lone title line: every chunk's embedding carries the title already
             chunks.append(
                 Chunk(

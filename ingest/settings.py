@@ -24,11 +24,11 @@ class IndexSettings(BaseSettings):
 
     documents_dir: Path = Field(
         Path("examples/briefings"),
-        description="Folder of documents (txt, md, html, pdf, docx) that ingest and the watcher read.",
+        description="Folder of documents (txt, md, html, pdf, docx) for ingest and the watcher.",
     )
     data_dir: Path = Field(
         Path("data"),
-        description="Where the embedded Chroma index, the ingest manifest and the local model live.",
+        description="Where the embedded Chroma index, the ingest manifest and the model live.",
     )
     chroma_host: str | None = Field(
         None,

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import chromadb
+from chromadb.api import ClientAPI
 from chromadb.config import Settings as ChromaClientSettings
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
@@ -42,7 +43,7 @@ class EmbeddingModel(Protocol):
     def dim(self) -> int: ...
 
 
-def make_client(settings: IndexSettings) -> chromadb.ClientAPI:
+def make_client(settings: IndexSettings) -> ClientAPI:
     client_settings = ChromaClientSettings(anonymized_telemetry=False, allow_reset=True)
     try:
         if settings.chroma_host:
@@ -116,7 +117,7 @@ class IndexStore:
 
     def __init__(
         self,
-        client: chromadb.ClientAPI,
+        client: ClientAPI,
         collection: Any,
         name: str,
         embeddings: EmbeddingModel,

@@ -28,8 +28,16 @@ _HOME.mkdir(parents=True, exist_ok=True)
 os.environ["HOME"] = str(_HOME)
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 os.environ["HF_HUB_OFFLINE"] = "1"
-for _var in [v for v in os.environ if v.startswith(("OPENAI_", "TELEGRAM_", "CHROMA_"))]:
-    del os.environ[_var]
+
+def _drop_setting_vars() -> None:
+    # A developer's own settings must not leak into tests (simonw/llm isolates the same way).
+    from bot.settings import Settings
+
+    for name in Settings.model_fields:
+        os.environ.pop(name.upper(), None)
+
+
+_drop_setting_vars()
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +61,7 @@ def make_settings(data_dir: Path, model_dir: Path, **overrides: object) -> Setti
 
     values: dict[str, object] = {"data_dir": data_dir, "model_dir": model_dir}
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -163,9 +163,9 @@ def test_second_concurrent_ingest_is_refused(tmp_path: Path, model_dir: Path, fo
 class OtherModel(LocalEmbeddings):
     """The same network under another name: what a switch of EMBEDDING_MODEL looks like."""
 
-    @property
-    def name(self) -> str:
-        return "some-other-model"
+    def __init__(self, model_dir: Path) -> None:
+        super().__init__(model_dir)
+        self.name = "some-other-model"
 
 
 def test_index_built_by_another_model_is_refused_until_rebuild(
