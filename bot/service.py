@@ -127,6 +127,7 @@ class AnswerService:
         timings["answer"] = (time.perf_counter() - answer_started) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = {**timings, **answer.timings_ms}
+        answer.question = standalone
         self.history.add(conversation, standalone)
         return answer
 

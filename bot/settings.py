@@ -56,7 +56,10 @@ class Settings(IndexSettings):
     log_level: str = Field("INFO", description="Logging level.")
 
     @field_validator(
-        "telegram_admin_ids", "telegram_allowed_user_ids", "telegram_allowed_chat_ids", mode="before"
+        "telegram_admin_ids",
+        "telegram_allowed_user_ids",
+        "telegram_allowed_chat_ids",
+        mode="before",
     )
     @classmethod
     def _split_ids(cls, value: object) -> object:

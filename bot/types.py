@@ -45,3 +45,4 @@ class Answer:
     answerer: str = "extractive"  # "extractive" | "llm" | "llm→extractive" (fallback)
     timings_ms: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # e.g. "removed unsupported figure 12%"
+    question: str = ""  # the standalone question actually answered (follow-ups rewritten)

@@ -27,7 +27,7 @@ def test_env_file_and_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     env.write_text(
         "TELEGRAM_BOT_TOKEN=123:s3cr3t-token\nTELEGRAM_ADMIN_IDS=1, 2,3\nCHROMA_HOST=\nTOP_K=7\n"
     )
-    settings = Settings(_env_file=env)  # type: ignore[call-arg]
+    settings = Settings(_env_file=env)
     assert settings.telegram_admin_ids == frozenset({1, 2, 3})
     assert settings.chroma_host is None  # empty values mean unset
     assert settings.top_k == 7
@@ -35,10 +35,10 @@ def test_env_file_and_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.telegram_bot_token is not None
     assert settings.telegram_bot_token.get_secret_value() == "123:s3cr3t-token"
     monkeypatch.setenv("TOP_K", "9")
-    assert Settings(_env_file=env).top_k == 9  # type: ignore[call-arg]
+    assert Settings(_env_file=env).top_k == 9
 
 
 def test_bad_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANSWERER", "oracle")
     with pytest.raises(ValidationError, match="answerer"):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)

@@ -1,0 +1,93 @@
+"""Admin commands: /ingest, /status, /docs (users in ``telegram_admin_ids`` only)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from telegram import Update
+
+from bot.telegram.handlers import Context, state_of
+from bot.telegram.render import esc
+from bot.telegram.sending import reply_html
+
+log = logging.getLogger(__name__)
+
+MAX_FAILURES_LISTED = 30
+
+
+async def _admin_message(update: Update, context: Context) -> bool:
+    message = update.effective_message
+    user = update.effective_user
+    if message is None:
+        return False
+    if state_of(context).policy.is_admin(user.id if user else None):
+        return True
+    await message.reply_text("Sorry, that command is for the bot's admins.")
+    return False
+
+
+async def cmd_ingest(update: Update, context: Context) -> None:
+    if not await _admin_message(update, context):
+        return
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text("Ingesting the documents folder…")
+    service = state_of(context).service
+    report = await asyncio.to_thread(service.run_ingest)
+    summary = ", ".join(f"{k} {v}" for k, v in report.summary().items() if v)
+    lines = [
+        f"<b>Ingest finished</b> in {report.seconds:.1f} s: {esc(summary) or 'nothing to do'}.",
+        f"Embedded passages: {report.embedded_chunks}.",
+    ]
+    failures = report.failures
+    if failures:
+        lines.append(f"\n<b>Failed ({len(failures)})</b>")
+        for failure in failures[:MAX_FAILURES_LISTED]:
+            lines.append(f"• <code>{esc(failure.path)}</code>: {esc(failure.reason or 'unknown')}")
+        if len(failures) > MAX_FAILURES_LISTED:
+            lines.append(f"… and {len(failures) - MAX_FAILURES_LISTED} more.")
+    log.info("ingest from chat: %s", report.summary())
+    await reply_html(message, "\n".join(lines))
+
+
+async def cmd_status(update: Update, context: Context) -> None:
+    if not await _admin_message(update, context):
+        return
+    message = update.effective_message
+    assert message is not None
+    status = await asyncio.to_thread(state_of(context).service.status)
+    first, last = status.date_range
+    last_ingest = (
+        status.last_ingest.isoformat(timespec="seconds") if status.last_ingest else "never"
+    )
+    lines = [
+        "<b>Index status</b>",
+        f"Documents: {status.documents}",
+        f"Passages (chunks): {status.chunks}",
+        f"Dates: {esc(first or '?')} – {esc(last or '?')}",
+        f"Last ingest: {esc(last_ingest)}",
+        f"Embedding model: {esc(status.embedding_model)}",
+        f"Answerer: {esc(status.answerer)}",
+    ]
+    if status.last_failures:
+        lines.append(f"\n<b>Failures in the last ingest ({len(status.last_failures)})</b>")
+        for failure in status.last_failures[:MAX_FAILURES_LISTED]:
+            lines.append(f"• <code>{esc(failure.path)}</code>: {esc(failure.reason or 'unknown')}")
+    await reply_html(message, "\n".join(lines))
+
+
+async def cmd_docs(update: Update, context: Context) -> None:
+    if not await _admin_message(update, context):
+        return
+    message = update.effective_message
+    assert message is not None
+    docs = await asyncio.to_thread(state_of(context).service.recent_documents, 10)
+    if not docs:
+        await message.reply_text("The index is empty — run /ingest.")
+        return
+    lines = ["<b>Recent documents</b>"]
+    for doc in docs:
+        line = f"• {esc(doc.date or 'undated')} — <b>{esc(doc.title)}</b> ({doc.chunks} passages)"
+        lines.append(line + f"\n  <code>{esc(doc.path)}</code>")
+    await reply_html(message, "\n".join(lines))

