@@ -32,6 +32,11 @@ TITLE_CREDIT = 0.5  # a question term found only in the passage's title counts h
 FOLLOWER_RATIO = 0.8  # further sentences must score at least this share of the best one
 REDUNDANT_JACCARD = 0.6  # a further sentence this close to a chosen one adds nothing
 MAX_QUOTE_CHARS = 600  # longer "sentences" (unpunctuated text) are not quoted whole
+# A name the question asks about ("Mars", "Reykjavik") that no retrieved passage mentions
+# means the documents are about something else: it weighs this many times the heaviest
+# present term, so "What is the GDP of Mars?" is refused instead of answered about GDP.
+ABSENT_NAME_FACTOR = 2.0
+_QUESTION_NAME_RE = re.compile(r"(?<!^)(?<![.?!]\s)\b[A-Z][\w'’.-]*[\w]")
 
 
 class AnswerType(StrEnum):
@@ -110,7 +115,11 @@ def has_answer_type(sentence: str, kind: AnswerType, question: str) -> bool:
         return True
     q = question.lower()
     if kind is AnswerType.NUMBER:
-        return any(m.group() not in q for m in _NUMBER_RE.finditer(sentence))
+        # A bare year ("in 2020") dates a statement; it is not the amount asked for.
+        return any(
+            m.group() not in q and not _YEAR_RE.fullmatch(m.group())
+            for m in _NUMBER_RE.finditer(sentence)
+        )
     if kind is AnswerType.DATE:
         return any(m.group().lower() not in q for m in _DATE_RE.finditer(sentence))
     if kind is AnswerType.PERSON:
@@ -143,6 +152,14 @@ def _idf(df: int, n: int) -> float:
     return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
 
+def question_names(question: str) -> set[str]:
+    """Terms of the capitalised words inside the question (not its first word)."""
+    names: set[str] = set()
+    for m in _QUESTION_NAME_RE.finditer(question.strip()):
+        names.update(tokenize(m.group()))
+    return names
+
+
 def score_sentences(question: str, hits: Sequence[Hit]) -> list[Candidate]:
     """Every sentence of every hit, best first."""
     q_terms = set(tokenize(question))
@@ -163,9 +180,15 @@ def score_sentences(question: str, hits: Sequence[Hit]) -> list[Candidate]:
     df = {t: sum(1 for u in units if t in u[4]) for t in q_terms}
     weight = {t: _idf(d, n) for t, d in df.items() if d}
     # A term no sentence holds cannot tell sentences apart, and its raw idf (the largest)
-    # would swamp the others: it weighs as much as an average present term.
+    # would swamp the others: it weighs as much as an average present term...
     absent = (sum(weight.values()) / len(weight)) if weight else 1.0
     weight.update({t: absent for t, d in df.items() if not d})
+    # ...unless it is a name that no passage (nor its title) mentions at all.
+    mentioned = set().union(*(u[4] for u in units), *title_terms)
+    heaviest = max(weight.values(), default=1.0)
+    for name in question_names(question) - mentioned:
+        if name in weight:
+            weight[name] = ABSENT_NAME_FACTOR * heaviest
     total = sum(weight.values())
     out: list[Candidate] = []
     for hi, si, s, e, terms in units:
@@ -203,7 +226,7 @@ class _Pick:
 
 
 def _select(
-    candidates: Sequence[Candidate], max_sentences: int, min_evidence: float
+    candidates: Sequence[Candidate], max_sentences: int, min_evidence: float, hits: Sequence[Hit]
 ) -> list[_Pick]:
     best = candidates[0]
     picks = [_Pick(best.hit_index, best, best)]
@@ -217,11 +240,16 @@ def _select(
         if any(_jaccard(cand.terms, t) >= REDUNDANT_JACCARD for t in chosen_terms):
             continue
         same_hit = next((p for p in picks if p.hit_index == cand.hit_index), None)
+        text = hits[cand.hit_index].text
         if same_hit is None:
             picks.append(_Pick(cand.hit_index, cand, cand))
-        elif cand.sentence_index == same_hit.last.sentence_index + 1:
-            same_hit.last = cand  # neighbours in one passage quote as one span
-        elif cand.sentence_index == same_hit.first.sentence_index - 1:
+        elif cand.sentence_index == same_hit.last.sentence_index + 1 and (
+            "\n\n" not in text[same_hit.last.end : cand.start]
+        ):
+            same_hit.last = cand  # neighbours in one paragraph quote as one span
+        elif cand.sentence_index == same_hit.first.sentence_index - 1 and (
+            "\n\n" not in text[cand.end : same_hit.first.start]
+        ):
             same_hit.first = cand
         else:
             continue  # one quote per passage: prefer other passages for other facts
@@ -256,7 +284,7 @@ def extractive_answer(
             timings_ms={"extract_ms": (time.perf_counter() - t0) * 1000},
             notes=[f"best evidence {best:.2f} < {min_evidence:.2f}"],
         )
-    picks = _select(candidates, max(1, max_sentences), min_evidence)
+    picks = _select(candidates, max(1, max_sentences), min_evidence, hits)
     numbers: dict[int, int] = {}
     citations: list[Citation] = []
     parts: list[str] = []

@@ -68,6 +68,17 @@ _MONTHS = {
 }
 # A few abbreviations briefings use interchangeably with the full word.
 _SYNONYMS = {**_MONTHS, "yoy": "year", "govt": "government", "intl": "international"}
+# Irregular past forms of the verbs figures are reported with; Snowball leaves them alone,
+# so "How fast did the economy grow?" would miss "the economy grew 2.6%".
+_IRREGULAR = {
+    "grew": "grow", "grown": "grow", "rose": "rise", "risen": "rise", "fell": "fall",
+    "fallen": "fall", "sold": "sell", "bought": "buy", "spent": "spend", "paid": "pay",
+    "built": "build", "made": "make", "took": "take", "taken": "take", "gave": "give",
+    "given": "give", "held": "hold", "won": "win", "led": "lead", "began": "begin",
+    "begun": "begin", "saw": "see", "seen": "see", "met": "meet", "brought": "bring",
+    "went": "go", "gone": "go", "cut": "cut", "hit": "hit", "set": "set", "lost": "lose",
+}  # fmt: skip
+_SYNONYMS.update(_IRREGULAR)
 
 _jieba_lock = threading.Lock()
 _jieba_ready = False

@@ -239,6 +239,8 @@ _LINE_RE = re.compile(
             r"all rights? reserved\.?$",
             r"^(?:e-?mail\s*:?\s*)?[\w.+-]+@[\w-]+(?:\.[\w-]+)+$",
             r"^(?-i:SOURCE [A-Z])",  # PR Newswire's closing "SOURCE Acme Corp"
+            # "Source: <url>" alone on a line: the link is kept as metadata (find_source_url).
+            r"^source(?: url| link)?\s*:\s*https?://\S+$",
             # A phone number alone on a line, labelled or international ("+1 626-378-1851");
             # a bare "(408) 536-6000" may be a filing's cover page, and stays.
             r"^(?:tel|phone|ph|mobile|mob|fax)\.?\s*:?\s*\+?[\d\s().\-/]{7,25}$",
