@@ -29,6 +29,7 @@ os.environ["HOME"] = str(_HOME)
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+
 def _drop_setting_vars() -> None:
     # A developer's own settings must not leak into tests (simonw/llm isolates the same way).
     from bot.settings import Settings
