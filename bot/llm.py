@@ -112,31 +112,12 @@ class LLMAnswerer:
             raise LLMError("empty reply")
         return text
 
-    async def _acall(self, system: str, user: str) -> str:
-        messages: list[BaseMessage] = [SystemMessage(system), HumanMessage(user)]
-        try:
-            reply = await self.chat.ainvoke(messages)
-        except _CALL_ERRORS as err:
-            raise LLMError(f"{type(err).__name__}: {err}") from err
-        text = _reply_text(reply)
-        if not text:
-            raise LLMError("empty reply")
-        return text
-
     def answer(self, question: str, hits: list[Hit]) -> Answer:
         """A cited answer from ``hits``; raises LLMError when the LLM gives nothing usable."""
         if not hits:
             return Answer(text=REFUSAL_TEXT, refused=True, answerer="llm")
         started = time.perf_counter()
         reply = self._call(*render_answer(self.prompts, question, hits))
-        return self._to_answer(reply, hits, (time.perf_counter() - started) * 1000)
-
-    async def aanswer(self, question: str, hits: list[Hit]) -> Answer:
-        """``answer`` for async callers."""
-        if not hits:
-            return Answer(text=REFUSAL_TEXT, refused=True, answerer="llm")
-        started = time.perf_counter()
-        reply = await self._acall(*render_answer(self.prompts, question, hits))
         return self._to_answer(reply, hits, (time.perf_counter() - started) * 1000)
 
     def _to_answer(self, reply: str, hits: Sequence[Hit], llm_ms: float) -> Answer:
@@ -174,12 +155,6 @@ class LLMAnswerer:
         if not history:
             return question
         return self._clean_condensed(self._call(*render_condense(self.prompts, question, history)))
-
-    async def acondense(self, question: str, history: list[str]) -> str:
-        if not history:
-            return question
-        reply = await self._acall(*render_condense(self.prompts, question, history))
-        return self._clean_condensed(reply)
 
     @staticmethod
     def _clean_condensed(reply: str) -> str:

@@ -261,17 +261,6 @@ def test_injected_passage_is_delimited_and_its_claim_unusable(server: FakeOpenAI
     assert "HACKED" not in answer.text
 
 
-async def test_async_answer_and_condense(server: FakeOpenAIServer) -> None:
-    server.replies.extend(["Trade totaled 341.81 billion yuan [2].", "What were exports?"])
-    llm = answerer(server)
-    answer = await llm.aanswer("trade?", HITS)
-    assert answer.citations[0].hit is HITS[1]
-    assert await llm.acondense("and exports?", ["trade?"]) == "What were exports?"
-    server.status = 500
-    with pytest.raises(LLMError):
-        await llm.aanswer("trade?", HITS)
-
-
 def test_embeddings_and_models_endpoints(server: FakeOpenAIServer) -> None:
     """The fake server also serves embeddings (float and base64) for other tests."""
     from langchain_openai import OpenAIEmbeddings
