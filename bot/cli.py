@@ -40,7 +40,7 @@ def cli(ctx: click.Context) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # Libraries that log per call at INFO/DEBUG would drown the CLI's own output.
-    for noisy in ("bm25s", "httpx", "chromadb", "jieba"):
+    for noisy in ("httpx", "chromadb", "jieba"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
     ctx.obj = settings
 

@@ -20,6 +20,9 @@ import numpy as np
 
 from ingest.types import IndexedChunk
 
+# bm25s sets its logger to DEBUG on import and logs every index build: keep it quiet.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
+
 # Numbers stay whole: "341.81", "2020", "1,234.5" (thousands separators are dropped so the
 # same figure matches however it was written). A decimal point needs a digit after it, so
 # the full stop in "in 2020." is not taken.
