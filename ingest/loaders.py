@@ -113,7 +113,8 @@ def decode_text(data: bytes) -> str:
         best = next((m for m in tied if "cp1252" in m.could_be_from_charset), best)
         text = str(best)
     sample = text[:_PRINTABLE_SAMPLE]
-    printable = sum(1 for c in sample if c.isprintable() or c in "\n\r\t\f")
+    # isspace: no-break and other Unicode spaces are text, though not "printable".
+    printable = sum(1 for c in sample if c.isprintable() or c.isspace())
     if sample and printable / len(sample) < _MIN_PRINTABLE_RATIO:
         raise LoadError("binary content, not text")
     return text

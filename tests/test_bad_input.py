@@ -144,3 +144,10 @@ def test_docx_truncated() -> None:
     document.save(buffer)
     data = buffer.getvalue()
     assert _load_error("cut.docx", data[: len(data) // 2]).startswith("corrupt docx")
+
+
+def test_text_with_many_no_break_spaces_is_text() -> None:
+    # Web text copied into .txt files is full of U+00A0; it is not binary.
+    text = "因此，我们提出一种方法\u00a0\u00a0来缩小性能差距。\u00a0" * 20
+    doc = parse_document(Path("nbsp.txt"), text.encode("utf-8"), "nbsp")
+    assert "缩小性能差距" in doc.text
