@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any, Protocol
 
 from bot.dates import DateIntent, parse_date_intent
+from bot.focus import DocumentFocus
 from bot.lexical import LexicalIndex, tokenize
 from bot.types import Hit
 from ingest.types import IndexedChunk
@@ -35,6 +36,9 @@ MAX_PER_DOC = 2
 # all-MiniLM-L6-v2 is an English model: on Chinese questions its ranking is mostly noise.
 # Halving its weight there raised RGB zh answers 14/20 → 16/20 (retrieval 19/20 either way).
 CJK_DENSE_FACTOR = 0.5
+# Extra RRF weight of the lists searched within the documents the question names (see
+# bot.focus); the unfocused lists stay in, so a wrong focus costs rank, not recall.
+FOCUS_WEIGHT = 1.0
 _CJK_RE = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -115,16 +119,24 @@ def collapse_duplicates(hits: Sequence[Hit], threshold: float = DUPLICATE_JACCAR
     return kept
 
 
-def diversify(hits: Sequence[Hit], k: int, max_per_doc: int = MAX_PER_DOC) -> list[Hit]:
+def diversify(
+    hits: Sequence[Hit],
+    k: int,
+    max_per_doc: int = MAX_PER_DOC,
+    focus: frozenset[str] = frozenset(),
+) -> list[Hit]:
     """Top ``k`` with at most ``max_per_doc`` per document, unless too few documents exist.
 
-    Hits over the cap fill the remaining places in their original order.
+    Documents in ``focus`` (the ones the question names) are not capped: passages of other
+    companies' filings add nothing to a question about one company. Hits over the cap fill
+    the remaining places in their original order.
     """
     chosen: list[Hit] = []
     overflow: list[Hit] = []
     per_doc: dict[str, int] = {}
     for hit in hits:
-        if per_doc.get(hit.doc_id, 0) < max_per_doc:
+        cap = k if hit.doc_id in focus else max_per_doc
+        if per_doc.get(hit.doc_id, 0) < cap:
             per_doc[hit.doc_id] = per_doc.get(hit.doc_id, 0) + 1
             chosen.append(hit)
         else:
@@ -180,6 +192,7 @@ class Retriever:
         self.max_per_doc = max_per_doc
         self._lock = threading.Lock()
         self._lexical: LexicalIndex | None = None
+        self._focus = DocumentFocus.build([])
         self._generation: str | None = None
 
     def lexical_index(self) -> LexicalIndex:
@@ -188,7 +201,9 @@ class Retriever:
         with self._lock:
             # One thread rebuilds; the others wait and then reuse its index.
             if self._lexical is None or generation != self._generation:
-                self._lexical = LexicalIndex.build(self.store.all_chunks())
+                chunks = self.store.all_chunks()
+                self._lexical = LexicalIndex.build(chunks)
+                self._focus = DocumentFocus.build(chunks)
                 self._generation = generation
             return self._lexical
 
@@ -207,13 +222,14 @@ class Retriever:
         lexical = self.lexical_index()
         timings["lexical_index_ms"] = (time.perf_counter() - t0) * 1000
 
-        fused = self._fused(question, vector, lexical, intent, timings)
+        focus = self._focus.focus(question)
+        fused = self._fused(question, vector, lexical, intent, timings, focus)
         backfilled = False
         if intent.has_window and len(fused) < k:
             # Too little in the window (or undated documents): fall back to the whole index
             # after the in-window passages rather than answer from nothing.
             seen = {h.chunk_id for h in fused}
-            unfiltered = self._fused(question, vector, lexical, None, timings)
+            unfiltered = self._fused(question, vector, lexical, None, timings, focus)
             extra = [h for h in unfiltered if h.chunk_id not in seen]
             floor = fused[-1].score if fused else float("inf")
             for i, hit in enumerate(extra):
@@ -223,9 +239,29 @@ class Retriever:
             backfilled = bool(extra)
 
         t0 = time.perf_counter()
-        hits = diversify(collapse_duplicates(fused), k, self.max_per_doc)
+        hits = diversify(collapse_duplicates(fused), k, self.max_per_doc, focus)
         timings["dedup_ms"] = (time.perf_counter() - t0) * 1000
         return Retrieval(hits=hits, timings_ms=timings, intent=intent, backfilled=backfilled)
+
+    def _focused_lists(
+        self,
+        focus: frozenset[str],
+        question: str,
+        vector: list[float],
+        lexical: LexicalIndex,
+        window: DateIntent | None,
+        allowed: list[bool] | None,
+    ) -> tuple[Scored, Scored]:
+        """Dense and BM25 lists within the documents the question names (or empty)."""
+        if not focus:
+            return [], []
+        dense = self.store.dense_search(vector, self.dense_k, _focus_where(focus, window))
+        mask = [
+            c.doc_id in focus and (allowed is None or allowed[i])
+            for i, c in enumerate(lexical.chunks)
+        ]
+        found = lexical.search(question, self.lexical_k, allowed=mask)
+        return dense, [(lexical.chunks[i], score) for i, score in found]
 
     def _fused(
         self,
@@ -234,6 +270,7 @@ class Retriever:
         lexical: LexicalIndex,
         intent: DateIntent | None,
         timings: dict[str, float],
+        focus: frozenset[str],
     ) -> list[Hit]:
         window = intent if intent is not None and intent.has_window else None
         t0 = time.perf_counter()
@@ -258,14 +295,20 @@ class Retriever:
         timings["lexical_ms"] = timings.get("lexical_ms", 0.0) + (time.perf_counter() - t0) * 1000
 
         t0 = time.perf_counter()
+        focused = self._focused_lists(focus, question, vector, lexical, window, allowed)
+        timings["focus_ms"] = timings.get("focus_ms", 0.0) + (time.perf_counter() - t0) * 1000
+        t0 = time.perf_counter()
         chunks: dict[str, IndexedChunk] = {}
-        for chunk, _ in [*dense, *lex]:
+        for chunk, _ in [*dense, *lex, *focused[0], *focused[1]]:
             chunks.setdefault(chunk.chunk_id, chunk)
         dense_ids = [c.chunk_id for c, _ in dense]
         lex_ids = [c.chunk_id for c, _ in lex]
+        dense_w = dense_weight_for(question, self.dense_weight)
         lists: list[tuple[Sequence[str], float]] = [
-            (dense_ids, dense_weight_for(question, self.dense_weight)),
+            (dense_ids, dense_w),
             (lex_ids, self.lexical_weight),
+            ([c.chunk_id for c, _ in focused[0]], dense_w * FOCUS_WEIGHT),
+            ([c.chunk_id for c, _ in focused[1]], self.lexical_weight * FOCUS_WEIGHT),
         ]
         scores = rrf(lists)
         if intent is not None and intent.prefer_recent:
@@ -279,6 +322,15 @@ class Retriever:
         ]
         timings["fusion_ms"] = timings.get("fusion_ms", 0.0) + (time.perf_counter() - t0) * 1000
         return hits
+
+
+Scored = list[tuple[IndexedChunk, float]]
+
+
+def _focus_where(doc_ids: frozenset[str], window: DateIntent | None) -> dict[str, Any]:
+    where: dict[str, Any] = {"doc_id": {"$in": sorted(doc_ids)}}
+    date_filter = date_where(window) if window is not None else None
+    return {"$and": [where, date_filter]} if date_filter else where
 
 
 def _prefer_recent(

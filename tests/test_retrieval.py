@@ -144,7 +144,8 @@ def test_qingdao_question_is_answered_with_a_verbatim_cited_quote(retriever: Ret
 
 
 def test_hits_are_ranked_and_diverse(retriever: Retriever) -> None:
-    hits = retriever.search("Wang Qingxian Qingdao opening-up development", k=5, today=TODAY)
+    # No document's subject is named, so several documents beat five chunks of one.
+    hits = retriever.search("opening-up and development pattern", k=5, today=TODAY)
     assert len(hits) == 5
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     per_doc: dict[str, int] = {}

@@ -1,0 +1,86 @@
+"""Document focus: when a question names a document's subject, search that document harder.
+
+"What was 3M's FY2018 capital expenditure?" names a company and a year that stand in one
+filing's title and file name (``3M_2018_10K.pdf``). Across a pool of many filings, plain
+passage retrieval scatters over look-alike passages of other companies; weighing title
+terms by their rarity across documents picks the filing(s) the question is about. Pure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from bot.lexical import tokenize
+from ingest.types import IndexedChunk
+
+# A focus needs the question to share at least this much idf with a title: one term that
+# few documents carry (a company, a place), not a word every title has.
+MIN_FOCUS_IDF = 1.0
+# Documents within this share of the best title match are focused on too (3M's 2018 and
+# 2022 10-Ks for a question naming 3M but no year).
+FOCUS_BAND = 0.75
+MAX_FOCUS_DOCS = 8  # a "focus" on half the pool is no focus
+_SEPARATORS = re.compile(r"[_\-.]+")
+# Names: words that start with a capital or a digit ("PepsiCo", "3M", "FY2022", "AMEX").
+_NAME = re.compile(r"\b[A-Z0-9][\w&'’]*")
+
+
+def question_terms(question: str) -> set[str]:
+    """Terms of the names in the question, plus adjacent names run together: file names
+    and tickers write "American Express" as AMERICANEXPRESS and "Best Buy" as BESTBUY.
+
+    Only names count: a common word a title happens to share ("filed", "report") must
+    not focus the search on that document.
+    """
+    names = [m.group() for m in _NAME.finditer(question)]
+    joined = [a + b for a, b in itertools.pairwise(names)]
+    # The question word that opens a sentence is capitalised but is no name; tokenize
+    # drops it as a stop word.
+    return set(tokenize(" ".join(names))) | set(tokenize(" ".join(joined)))
+
+
+def title_terms(chunk: IndexedChunk) -> frozenset[str]:
+    stem = _SEPARATORS.sub(" ", PurePath(chunk.path).stem)
+    return frozenset(tokenize(chunk.title) + tokenize(stem))
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFocus:
+    terms: dict[str, frozenset[str]]  # doc_id → its title and file-name terms
+    idf: dict[str, float]  # term → idf across documents
+
+    @classmethod
+    def build(cls, chunks: Sequence[IndexedChunk]) -> DocumentFocus:
+        terms: dict[str, frozenset[str]] = {}
+        for chunk in chunks:
+            if chunk.doc_id not in terms:
+                terms[chunk.doc_id] = title_terms(chunk)
+        n = len(terms)
+        df: dict[str, int] = {}
+        for doc_terms in terms.values():
+            for term in doc_terms:
+                df[term] = df.get(term, 0) + 1
+        idf = {t: math.log((n + 1) / (d + 0.5)) for t, d in df.items()}
+        return cls(terms, idf)
+
+    def focus(self, question: str) -> frozenset[str]:
+        """The doc_ids the question is about, or an empty set when it names none."""
+        if len(self.terms) < 3:
+            return frozenset()  # nothing to tell apart
+        q_terms = question_terms(question)
+        scores = {
+            doc_id: sum(self.idf[t] for t in q_terms & doc_terms)
+            for doc_id, doc_terms in self.terms.items()
+        }
+        best = max(scores.values(), default=0.0)
+        if best < MIN_FOCUS_IDF:
+            return frozenset()
+        chosen = [d for d, s in scores.items() if s >= FOCUS_BAND * best]
+        if len(chosen) > MAX_FOCUS_DOCS or len(chosen) * 2 > len(self.terms):
+            return frozenset()
+        return frozenset(chosen)
