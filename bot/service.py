@@ -18,7 +18,7 @@ from bot.history import History
 from bot.llm import LLMAnswerer, LLMError
 from bot.retrieval import Retriever
 from bot.settings import Settings
-from bot.types import Answer
+from bot.types import Answer, Hit
 from ingest.embeddings import IndexEmbeddings, make_embeddings
 from ingest.manifest import Manifest
 from ingest.pipeline import run_ingest
@@ -119,17 +119,20 @@ class AnswerService:
                 answer = self.llm.answer(standalone, hits)
             except LLMError as err:
                 log.warning("LLM answer failed, falling back to the extractive answer: %s", err)
-                answer = extractive_answer(standalone, hits)
+                answer = self._extractive(standalone, hits)
                 answer.answerer = "llm→extractive"
                 answer.notes.append(f"LLM unavailable ({err}); answered extractively")
         else:
-            answer = extractive_answer(standalone, hits)
+            answer = self._extractive(standalone, hits)
         timings["answer"] = (time.perf_counter() - answer_started) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = {**timings, **answer.timings_ms}
         answer.question = standalone
         self.history.add(conversation, standalone)
         return answer
+
+    def _extractive(self, question: str, hits: list[Hit]) -> Answer:
+        return extractive_answer(question, hits, min_evidence=self.settings.refusal_threshold)
 
     def forget(self, conversation: str) -> None:
         self.history.forget(conversation)

@@ -187,3 +187,11 @@ def test_ask_cli_batch_jsonl(corpus_settings: object) -> None:
     assert "21 percent" in rows[2]["answer"]
     for row in rows:
         assert set(row) >= {"answer", "refused", "citations", "timings_ms"}
+
+
+def test_refusal_threshold_is_a_setting(corpus_settings: object) -> None:
+    strict = corpus_settings.model_copy(update={"refusal_threshold": 1.0})  # type: ignore[attr-defined]
+    answer = AnswerService(strict).answer("How much did the Qingdao budget grow in May?")
+    assert answer.refused
+    lenient = corpus_settings.model_copy(update={"refusal_threshold": 0.0})  # type: ignore[attr-defined]
+    assert not AnswerService(lenient).answer("How much did the Qingdao budget grow in May?").refused
