@@ -186,7 +186,7 @@ class IndexStore:
         self, query_embedding: list[float], k: int, where: dict[str, Any] | None = None
     ) -> list[tuple[IndexedChunk, float]]:
         """Nearest chunks by cosine similarity (higher is better)."""
-        if k <= 0 or self.count() == 0:
+        if k <= 0:
             return []
         found = self.vectorstore.similarity_search_by_vector_with_relevance_scores(
             query_embedding, k=k, filter=where
