@@ -122,25 +122,23 @@ class LLMAnswerer:
 
     def _to_answer(self, reply: str, hits: Sequence[Hit], llm_ms: float) -> Answer:
         timings = {"llm": llm_ms}
-        if _is_refusal(reply):
+
+        def refusal(notes: list[str]) -> Answer:
             return Answer(
                 text=REFUSAL_TEXT,
                 refused=True,
                 nearest=list(hits),
                 answerer="llm",
                 timings_ms=timings,
+                notes=notes,
             )
+
+        if _is_refusal(reply):
+            return refusal([])
         processed = postprocess(reply.replace(REFUSAL_TOKEN, ""), hits)
         if not processed.valid:
             if REFUSAL_TOKEN in reply:  # a refusal wrapped in prose
-                return Answer(
-                    text=REFUSAL_TEXT,
-                    refused=True,
-                    nearest=list(hits),
-                    answerer="llm",
-                    timings_ms=timings,
-                    notes=processed.notes,
-                )
+                return refusal(processed.notes)
             raise LLMError("no valid citation: " + "; ".join(processed.notes[:3]))
         return Answer(
             text=processed.text,
