@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,9 @@ def ask(settings: Settings, question: str | None, as_json: bool) -> None:
 @click.pass_obj
 def run_telegram_bot(settings: Settings) -> None:
     """Run the Telegram bot (long polling; webhook mode when WEBHOOK_URL is set)."""
+    # Opt in to PTB's future timedelta durations now (RetryAfter.retry_after); the retry
+    # code reads either form, and the opt-in silences PTB's deprecation warning.
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
     from bot.telegram.app import run_bot
 
     if settings.telegram_bot_token is None:

@@ -28,6 +28,7 @@ _HOME.mkdir(parents=True, exist_ok=True)
 os.environ["HOME"] = str(_HOME)
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["PTB_TIMEDELTA"] = "1"  # as `briefing bot` runs it
 
 
 def _drop_setting_vars() -> None:
