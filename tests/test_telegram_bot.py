@@ -21,6 +21,7 @@ from bot.service import AnswerService
 from bot.settings import Settings
 from bot.telegram.app import SORRY, BotApp, build_application, protect_logs
 from bot.types import Answer
+from ingest.pipeline import ingest_lock
 from tests.conftest import EXAMPLES, make_settings
 from tests.fake_telegram import JSON, FakeTelegram
 from tests.fake_telegram_html import parse_html, utf16_len
@@ -341,3 +342,6 @@ async def test_ingest_command_reports_failures_and_html_documents_render_safely(
         assert "<b>Tom & Jerry</b>" in answer["text"]  # shown literally, not as markup
         [status] = await ask(fake, ADMIN, "/status")
         assert "broken.pdf" in status["text"]
+        with ingest_lock(hostile_settings.data_dir):  # as if the watcher were mid-run
+            [_, busy] = await ask(fake, ADMIN, "/ingest", count=2)
+        assert "Ingest did not run: another ingest is running" in busy["text"]

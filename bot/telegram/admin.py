@@ -10,10 +10,13 @@ from telegram import Update
 from bot.telegram.handlers import Context, state_of
 from bot.telegram.render import esc
 from bot.telegram.sending import reply_html
+from ingest.pipeline import IngestLocked
+from ingest.store import IndexMismatch, IndexUnavailable
 
 log = logging.getLogger(__name__)
 
 MAX_FAILURES_LISTED = 30
+INGEST_REFUSALS = (IngestLocked, IndexMismatch, IndexUnavailable)
 
 
 async def _admin_message(update: Update, context: Context) -> bool:
@@ -34,7 +37,11 @@ async def cmd_ingest(update: Update, context: Context) -> None:
     assert message is not None
     await message.reply_text("Ingesting the documents folder…")
     service = state_of(context).service
-    report = await asyncio.to_thread(service.run_ingest)
+    try:
+        report = await asyncio.to_thread(service.run_ingest)
+    except INGEST_REFUSALS as err:  # e.g. the watcher is mid-run: say why, not "sorry"
+        await message.reply_text(f"Ingest did not run: {err}")
+        return
     summary = ", ".join(f"{k} {v}" for k, v in report.summary().items() if v)
     lines = [
         f"<b>Ingest finished</b> in {report.seconds:.1f} s: {esc(summary) or 'nothing to do'}.",
