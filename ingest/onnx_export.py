@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ingest.errors import FatalError
+
 MODEL_NAME = "all-MiniLM-L6-v2"
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -43,7 +45,7 @@ _MIN_ONNX_BYTES = 1_000_000  # the real model is ~90 MB; anything tiny is a brok
 Array = npt.NDArray[Any]
 
 
-class ModelNotInstalled(Exception):
+class ModelNotInstalled(FatalError):
     """The local embedding model is missing or incomplete; the message says how to fix it."""
 
     def __init__(self, model_dir: Path, missing: list[str]) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ingest.chunking import chunk_document, embed_text
 from ingest.embeddings import IndexEmbeddings, make_embeddings
+from ingest.errors import IngestLocked as IngestLocked  # re-exported
 from ingest.loaders import parse_document
 from ingest.manifest import FileRow, Manifest
 from ingest.scan import Candidate, covered, display_path, scan
@@ -31,10 +32,6 @@ from ingest.types import Chunk, Document, FileResult, IngestReport, LoadError, O
 
 Progress = Callable[[int, int, str], None]  # (done, total, current path)
 _FLUSH_BATCHES = 4  # embedding batches per write group: good batching, frequent commits
-
-
-class IngestLocked(Exception):
-    """Another ingest holds the lock."""
 
 
 @contextmanager

@@ -18,19 +18,14 @@ from chromadb.config import Settings as ChromaClientSettings
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
+# Re-exported: callers have long imported these from here.
+from ingest.errors import IndexMismatch as IndexMismatch
+from ingest.errors import IndexUnavailable as IndexUnavailable
 from ingest.settings import IndexSettings
 from ingest.types import Chunk, Document, IndexedChunk
 
 INDEX_FORMAT = "1"
 _PAGE = 2000  # ids per get/delete call: keeps request bodies small on the server path
-
-
-class IndexMismatch(Exception):
-    """The index was built with another embedding model; answering or ingesting would mix spaces."""
-
-
-class IndexUnavailable(Exception):
-    """Chroma could not be reached or opened."""
 
 
 class EmbeddingModel(Protocol):
