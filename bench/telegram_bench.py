@@ -65,7 +65,8 @@ async def one_round(
 ) -> tuple[list[float], float]:
     """Reply times (s) of ``chats`` simultaneous questions, and the wall time of the round."""
     fake = await FakeTelegram().start()
-    update = {"telegram_bot_token": SecretStr(fake.token), "telegram_api_base_url": fake.api_base}
+    telegram = {"bot_token": SecretStr(fake.token), "api_base_url": fake.api_base}
+    update = {"telegram": settings.telegram.model_copy(update=telegram)}
     app = build_application(
         settings.model_copy(update=update),
         service,

@@ -15,7 +15,8 @@ from typing import Any
 
 import click
 
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
+from ingest.errors import ConfigError
 from ingest.onnx_export import ModelNotInstalled
 from ingest.pipeline import IngestLocked
 from ingest.store import IndexMismatch, IndexUnavailable
@@ -36,7 +37,10 @@ def fail(message: str) -> None:
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """briefing-bot: cited answers from policy briefings and press releases."""
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except ConfigError as err:  # a bad or unknown variable: one line, usage exit status
+        raise click.UsageError(str(err)) from None
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -51,13 +55,9 @@ def cli(ctx: click.Context) -> None:
 @click.pass_obj
 def config(settings: Settings, example: bool) -> None:
     """Show the effective settings (secrets hidden), or the .env.example text."""
-    from bot.settings import env_example
+    from bot.settings import env_example, env_text
 
-    if example:
-        click.echo(env_example(), nl=False)
-        return
-    for name, value in settings.model_dump().items():
-        click.echo(f"{name.upper()}={value}")
+    click.echo(env_example() if example else env_text(settings), nl=False)
 
 
 # -- models ------------------------------------------------------------------------------
@@ -246,7 +246,7 @@ def run_telegram_bot(settings: Settings) -> None:
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     from bot.telegram.app import run_bot
 
-    if settings.telegram_bot_token is None:
+    if settings.telegram.bot_token is None:
         raise click.UsageError(
             "set TELEGRAM_BOT_TOKEN (from @BotFather) in the environment or .env"
         )

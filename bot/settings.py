@@ -1,22 +1,115 @@
 """The one settings object of the application: index settings plus answering and Telegram.
 
-Read from the environment and ``.env`` by entry points only (``bot.cli``). Every field is
-documented; ``.env.example`` lists them all.
+Read from the environment and ``.env`` by entry points only (``bot.cli`` via
+``load_settings``). Every field is documented; ``.env.example`` lists them all.
+
+Shape: flat fields for the index and answering, and two sub-models whose names are their
+variables' prefixes, so the documented names stay as they were: ``settings.telegram``
+(``TELEGRAM_BOT_TOKEN`` → ``telegram.bot_token``) and ``settings.webhook``
+(``WEBHOOK_URL`` → ``webhook.url``).
+
+Unknown variables (a typo must not be silently ignored):
+
+* ``TELEGRAM_*`` and ``WEBHOOK_*`` belong to the bot: an unknown one is refused, in ``.env``
+  and in the environment alike.
+* In ``.env`` (this project's file), an unknown name that starts with the first word of any
+  setting (``CHUNK_``, ``TOP_``, ``OPENAI_``, ``LLM_`` …) is refused. ``CHROMA_*`` is shared
+  with Chroma, which reads its own ``CHROMA_*`` from ``.env`` too: there only near misses of
+  our names (``CHROMA_HOTS``) are refused.
+* The process environment is shared with every other program, so there an unknown name
+  that is a near miss of a setting's name gets a warning, not a refusal.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import difflib
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import NoDecode
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
+from ingest.errors import ConfigError
 from ingest.settings import IndexSettings
+
+log = logging.getLogger(__name__)
 
 IdList = Annotated[frozenset[int], NoDecode]
 
 
+def _split_ids(value: object) -> object:
+    # Comma-separated lists read better in .env files than JSON arrays.
+    if not isinstance(value, str):
+        return value
+    parts = [part for part in value.replace(" ", "").split(",") if part]
+    bad = [part for part in parts if not part.lstrip("-").isdigit()]
+    if bad:
+        raise ValueError(
+            "expects comma-separated numeric ids (not @usernames; @userinfobot tells yours)"
+        )
+    return frozenset(int(part) for part in parts)
+
+
+class TelegramSettings(BaseModel):
+    """``TELEGRAM_*``: the bot's token, Bot API server and who may use the bot."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bot_token: SecretStr | None = Field(None, description="Token from @BotFather.")
+    api_base_url: str = Field(
+        "https://api.telegram.org/bot",
+        description="Bot API base URL (own telegram-bot-api server, or the test fake).",
+    )
+    admin_ids: IdList = Field(
+        frozenset(), description="Comma-separated user ids allowed to run /ingest, /status, /docs."
+    )
+    allowed_user_ids: IdList = Field(
+        frozenset(), description="Comma-separated user ids allowed to ask. Empty: everyone."
+    )
+    allowed_chat_ids: IdList = Field(
+        frozenset(), description="Comma-separated group chat ids the bot serves. Empty: all."
+    )
+
+    @field_validator("admin_ids", "allowed_user_ids", "allowed_chat_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> object:
+        return _split_ids(value)
+
+
+class WebhookSettings(BaseModel):
+    """``WEBHOOK_*``: webhook mode instead of long polling."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        None, description="Public HTTPS URL for webhook mode. Unset: long polling."
+    )
+    listen: str = Field("0.0.0.0", description="Webhook listen address.")
+    port: int = Field(8443, description="Webhook listen port.")
+    secret: SecretStr | None = Field(
+        None, description="Secret token Telegram sends with each webhook request."
+    )
+
+
+SUB_MODELS: dict[str, type[BaseModel]] = {"telegram": TelegramSettings, "webhook": WebhookSettings}
+# Chroma reads its own CHROMA_* variables (also from .env): only near misses of ours are typos.
+SHARED_PREFIXES = frozenset({"chroma"})
+
+
 class Settings(IndexSettings):
+    model_config = SettingsConfigDict(  # merged with IndexSettings' (.env, empty = unset)
+        extra="forbid",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,  # TELEGRAM_BOT_TOKEN → telegram.bot_token, not telegram.bot.token
+    )
+
     answerer: Literal["extractive", "llm"] = Field(
         "extractive",
         description="extractive: offline, quotes sentences verbatim. "
@@ -35,49 +128,151 @@ class Settings(IndexSettings):
     )
     history_turns: int = Field(4, description="Previous questions kept per conversation.")
     history_ttl_s: int = Field(1800, description="Seconds after which a conversation is forgotten.")
-
-    telegram_bot_token: SecretStr | None = Field(None, description="Token from @BotFather.")
-    telegram_api_base_url: str = Field(
-        "https://api.telegram.org/bot",
-        description="Bot API base URL (own telegram-bot-api server, or the test fake).",
+    rate_limit_per_minute: int = Field(
+        12, description="Questions per user per minute in Telegram. 0: no limit."
     )
-    telegram_admin_ids: IdList = Field(
-        frozenset(), description="Comma-separated user ids allowed to run /ingest, /status, /docs."
-    )
-    telegram_allowed_user_ids: IdList = Field(
-        frozenset(), description="Comma-separated user ids allowed to ask. Empty: everyone."
-    )
-    telegram_allowed_chat_ids: IdList = Field(
-        frozenset(), description="Comma-separated group chat ids the bot serves. Empty: all."
-    )
-    rate_limit_per_minute: int = Field(12, description="Questions per user per minute.")
     max_question_chars: int = Field(1000, description="Longer questions are cut (with a note).")
-    webhook_url: str | None = Field(
-        None, description="Public HTTPS URL for webhook mode. Unset: long polling."
-    )
-    webhook_listen: str = Field("0.0.0.0", description="Webhook listen address.")
-    webhook_port: int = Field(8443, description="Webhook listen port.")
-    webhook_secret: SecretStr | None = Field(
-        None, description="Secret token Telegram sends with each webhook request."
-    )
     log_level: str = Field("INFO", description="Logging level.")
 
-    @field_validator(
-        "telegram_admin_ids",
-        "telegram_allowed_user_ids",
-        "telegram_allowed_chat_ids",
-        mode="before",
+    telegram: TelegramSettings = Field(
+        default_factory=TelegramSettings, description="The Telegram bot (TELEGRAM_*)."
     )
+    webhook: WebhookSettings = Field(
+        default_factory=WebhookSettings, description="Webhook mode (WEBHOOK_*)."
+    )
+
     @classmethod
-    def _split_ids(cls, value: object) -> object:
-        # Comma-separated lists read better in .env files than JSON arrays.
-        if isinstance(value, str):
-            return frozenset(int(part) for part in value.replace(" ", "").split(",") if part)
-        return value
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            _WarnOnNearMisses(env_settings),
+            _RefuseUnknownInDotEnv(dotenv_settings),
+            file_secret_settings,
+        )
+
+
+# ---------------------------------------------------------------------------- variable names
+
+
+def _leaf_fields() -> Iterator[tuple[str, FieldInfo]]:
+    """(environment variable name, field) for every setting, sub-models flattened."""
+    for name, field in Settings.model_fields.items():
+        sub = SUB_MODELS.get(name)
+        if sub is None:
+            yield name.upper(), field
+        else:
+            for sub_name, sub_field in sub.model_fields.items():
+                yield f"{name}_{sub_name}".upper(), sub_field
+
+
+def env_names() -> list[str]:
+    """Every environment variable the settings read, in ``.env.example`` order."""
+    return [name for name, _ in _leaf_fields()]
+
+
+def _prefixes() -> frozenset[str]:
+    return frozenset(name.split("_")[0].lower() for name in env_names())
+
+
+def _near_miss(name: str) -> str | None:
+    close = difflib.get_close_matches(name.upper(), env_names(), n=1, cutoff=0.85)
+    return close[0] if close else None
+
+
+def _unknown(keys: Mapping[str, Any]) -> list[str]:
+    known = {n.lower() for n in env_names()}
+    return [k for k in keys if k.lower() not in known and k.lower() not in SUB_MODELS]
+
+
+class _Wrapped(PydanticBaseSettingsSource):
+    """A settings source that reads through ``inner`` and adjusts what it returns."""
+
+    def __init__(self, inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(inner.settings_cls)
+        self.inner = inner
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.inner.get_field_value(field, field_name)
+
+
+class _RefuseUnknownInDotEnv(_Wrapped):
+    """``.env`` minus foreign names (``COMPOSE_*``…); names with our prefixes stay, so that
+    ``extra="forbid"`` refuses a typo such as ``CHUNK_TOKEN``."""
+
+    def __call__(self) -> dict[str, Any]:
+        data = self.inner()
+        prefixes = _prefixes()
+        for key in _unknown(data):
+            prefix = key.split("_")[0].lower()
+            ours = prefix in prefixes and prefix not in SHARED_PREFIXES
+            if not ours and _near_miss(key) is None:
+                del data[key]
+        return data
+
+
+class _WarnOnNearMisses(_Wrapped):
+    """The environment as read, plus a warning for each unknown near miss of a setting."""
+
+    def __call__(self) -> dict[str, Any]:
+        env_vars: Mapping[str, str | None] = getattr(self.inner, "env_vars", {})
+        for key in _unknown(env_vars):
+            if key.split("_")[0].lower() in SUB_MODELS:
+                continue  # refused by the sub-model itself
+            if (guess := _near_miss(key)) is not None:
+                log.warning("%s is not a setting; did you mean %s?", key.upper(), guess)
+        return self.inner()
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    return "_".join(str(part) for part in loc).upper()
+
+
+def describe_error(err: ValidationError) -> str:
+    """One line naming each bad variable and what it expects (values of secrets not shown)."""
+    secrets = {n for n, f in _leaf_fields() if f.annotation in (SecretStr, SecretStr | None)}
+    problems = []
+    for error in err.errors():
+        name = _variable(error["loc"])
+        if error["type"] == "extra_forbidden":
+            guess = _near_miss(name)
+            hint = f"; did you mean {guess}?" if guess else ""
+            problems.append(f"{name} is not a setting{hint} (see .env.example)")
+            continue
+        message = str(error["msg"]).removeprefix("Value error, ")
+        shown = "" if name in secrets else f" (got {error.get('input')!r})"
+        problems.append(f"{name}: {message}{shown}")
+    return "; ".join(problems)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and ``.env``; a bad or unknown variable is a ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        raise ConfigError(describe_error(err)) from None
+
+
+# ---------------------------------------------------------------------------- .env text
+
+
+def _env_value(value: object) -> str:
+    if isinstance(value, frozenset):
+        return ",".join(str(v) for v in sorted(value))
+    return str(value)
 
 
 def env_example() -> str:
-    """The text of ``.env.example``: every field, its description and default.
+    """The text of ``.env.example``: every variable, its description and default.
 
     Optional fields without a default are written commented out, so copying the file
     changes nothing until a line is edited.
@@ -86,16 +281,35 @@ def env_example() -> str:
         "# briefing-bot settings: every field of bot/settings.py and ingest/settings.py.",
         "# Copy to .env and edit; environment variables override .env.",
         "# Generated by `briefing config --example`; a test keeps it in step with the code.",
+        "# Unknown TELEGRAM_*/WEBHOOK_* names, and unknown names here that start like a",
+        "# setting (CHUNK_, TOP_, ...), are refused: a typo is never silently ignored.",
         "",
     ]
-    for name, field in Settings.model_fields.items():
-        default = field.default
+    for name, field in _leaf_fields():
         lines.append(f"# {field.description}")
-        if default is None:
-            lines.append(f"# {name.upper()}=")
+        if field.default is None:
+            lines.append(f"# {name}=")
         else:
-            if isinstance(default, frozenset):
-                default = ",".join(str(v) for v in sorted(default))
-            lines.append(f"{name.upper()}={default}")
+            lines.append(f"{name}={_env_value(field.default)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def env_text(settings: Settings) -> str:
+    """The effective settings as valid ``.env`` text; unset values and secrets commented out."""
+    values: dict[str, object] = {}
+    for name, value in settings.model_dump().items():
+        if name in SUB_MODELS:
+            values.update({f"{name}_{k}".upper(): v for k, v in value.items()})
+        else:
+            values[name.upper()] = value
+    lines = []
+    for name in env_names():
+        value = values[name]
+        if value is None:
+            lines.append(f"# {name}=")
+        elif isinstance(value, SecretStr):
+            lines.append(f"# {name}=… (set; hidden)")
+        else:
+            lines.append(f"{name}={_env_value(value)}")
+    return "\n".join(lines) + "\n"

@@ -1,7 +1,8 @@
 """Settings of the index: where documents and the index live, and how text is embedded.
 
-``bot.settings.Settings`` extends this class; entry points build it once (from the
-environment and ``.env``) and pass it down. Library code never reads the environment.
+``bot.settings.Settings`` extends this class (and refuses unknown variables; see there);
+entry points build it once (from the environment and ``.env``) and pass it down. Library
+code never reads the environment.
 """
 
 from __future__ import annotations

@@ -33,10 +33,10 @@ os.environ["PTB_TIMEDELTA"] = "1"  # as `briefing bot` runs it
 
 def _drop_setting_vars() -> None:
     # A developer's own settings must not leak into tests (simonw/llm isolates the same way).
-    from bot.settings import Settings
+    from bot.settings import env_names
 
-    for name in Settings.model_fields:
-        os.environ.pop(name.upper(), None)
+    for name in env_names():
+        os.environ.pop(name, None)
 
 
 _drop_setting_vars()

@@ -67,13 +67,19 @@ async def fake() -> AsyncIterator[FakeTelegram]:
 
 
 def bot_settings(base: Settings, fake: FakeTelegram, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "telegram_bot_token": SecretStr(fake.token),
-        "telegram_api_base_url": fake.api_base,
-        "telegram_admin_ids": frozenset({ADMIN}),
-        "rate_limit_per_minute": 1000,
+    """``base`` pointed at ``fake``; ``telegram_x=…`` overrides ``settings.telegram.x``."""
+    telegram: dict[str, Any] = {
+        "bot_token": SecretStr(fake.token),
+        "api_base_url": fake.api_base,
+        "admin_ids": frozenset({ADMIN}),
     }
-    values.update(overrides)
+    values: dict[str, Any] = {"rate_limit_per_minute": 1000}
+    for key, value in overrides.items():
+        if key.startswith("telegram_"):
+            telegram[key.removeprefix("telegram_")] = value
+        else:
+            values[key] = value
+    values["telegram"] = base.telegram.model_copy(update=telegram)
     return base.model_copy(update=values)
 
 

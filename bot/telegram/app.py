@@ -130,7 +130,7 @@ def file_base_url(api_base_url: str) -> str:
 
 
 def _token(settings: Settings) -> str:
-    token = settings.telegram_bot_token
+    token = settings.telegram.bot_token
     if token is None or not token.get_secret_value():
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     return token.get_secret_value()
@@ -173,15 +173,15 @@ def build_application(
         app.bot_data[STATE_KEY] = BotState(
             service=answer_service,
             policy=AccessPolicy(
-                admin_ids=settings.telegram_admin_ids,
-                allowed_user_ids=settings.telegram_allowed_user_ids,
-                allowed_chat_ids=settings.telegram_allowed_chat_ids,
+                admin_ids=settings.telegram.admin_ids,
+                allowed_user_ids=settings.telegram.allowed_user_ids,
+                allowed_chat_ids=settings.telegram.allowed_chat_ids,
             ),
             limiter=SlidingWindowLimiter(limit=settings.rate_limit_per_minute, window_s=60.0),
             max_question_chars=settings.max_question_chars,
             answer_pool=ThreadPoolExecutor(workers, thread_name_prefix="answer"),
         )
-        await _set_commands(app, sorted(settings.telegram_admin_ids))
+        await _set_commands(app, sorted(settings.telegram.admin_ids))
 
     async def post_shutdown(app: BotApp) -> None:
         state = app.bot_data.get(STATE_KEY)
@@ -191,8 +191,8 @@ def build_application(
     app = (
         Application.builder()
         .token(token)
-        .base_url(settings.telegram_api_base_url)
-        .base_file_url(file_base_url(settings.telegram_api_base_url))
+        .base_url(settings.telegram.api_base_url)
+        .base_file_url(file_base_url(settings.telegram.api_base_url))
         .concurrent_updates(concurrent_updates)
         .rate_limiter(RetryingLimiter())
         .post_init(post_init)
@@ -231,17 +231,17 @@ def run_bot(settings: Settings) -> None:
     )
     protect_logs(token)
     app = build_application(settings)
-    if settings.webhook_url:
-        secret: SecretStr | None = settings.webhook_secret
-        log.info("starting webhook on %s:%s", settings.webhook_listen, settings.webhook_port)
+    if settings.webhook.url:
+        secret: SecretStr | None = settings.webhook.secret
+        log.info("starting webhook on %s:%s", settings.webhook.listen, settings.webhook.port)
         app.run_webhook(
-            listen=settings.webhook_listen,
-            port=settings.webhook_port,
-            url_path=webhook_path(settings.webhook_url),
-            webhook_url=settings.webhook_url,
+            listen=settings.webhook.listen,
+            port=settings.webhook.port,
+            url_path=webhook_path(settings.webhook.url),
+            webhook_url=settings.webhook.url,
             secret_token=secret.get_secret_value() if secret else None,
             allowed_updates=ALLOWED_UPDATES,
         )
     else:
-        log.info("starting long polling against %s", settings.telegram_api_base_url)
+        log.info("starting long polling against %s", settings.telegram.api_base_url)
         app.run_polling(allowed_updates=ALLOWED_UPDATES)
