@@ -52,6 +52,7 @@ from bot.service import AnswerService
 from bot.types import Answer, Hit
 from ingest.embeddings import LocalEmbeddings
 from ingest.pipeline import run_ingest
+from ingest.types import IndexedChunk
 
 THRESHOLDS = (0.3, 0.4, DEFAULT_MIN_EVIDENCE, 0.5, 0.55, 0.6, 0.7, 0.8)
 OUR_K = 5  # Settings.top_k's default: the passages the answerer sees
@@ -326,7 +327,7 @@ def tatqa(ctx: Context, limit: int | None) -> None:
         )
         paragraphs = [p["text"] for p in sorted(c["paragraphs"], key=lambda p: p["order"])]
         hits = [
-            Hit(f"{uid}-{i}", uid, text, score=1.0 - i / 100, title="", path="tatqa")
+            Hit(IndexedChunk(f"{uid}-{i}", uid, text, "tatqa", "", i, 0, len(text)), 1.0 - i / 100)
             for i, text in enumerate([table_text, *paragraphs])
         ]
         for q in c["questions"]:

@@ -1,6 +1,11 @@
-"""Post-processing of an LLM answer: check its citations and figures, pick verbatim quotes.
+"""Citations, for both answerers: check an answer's [n] against its quotes, repair an LLM's.
 
-The model saw the passages numbered 1..len(hits) in order. ``postprocess``:
+``check_citations`` is the contract every answer meets before it is shown (the extractive
+answerer's and the LLM's): each quote is an exact substring of its passage, the numbers
+run 1..k, and every ``[n]`` in the text has its citation.
+
+An LLM reply is never trusted as is. The model saw the passages numbered 1..len(hits) in
+order. ``postprocess``:
 
 1. splits the answer into sentences and reads the markers ``[n]``, ``[n, m]``, ``[n][m]`` and
    ``[n-m]`` of each; numbers that name no passage are removed (with a note);
@@ -15,21 +20,27 @@ The model saw the passages numbered 1..len(hits) in order. ``postprocess``:
    extractive answerer) that best supports the answer sentences citing it (shared terms of
    ``bot.lexical.tokenize``, figures weighted most): an exact substring of ``hit.text``.
 
-``valid`` is False when no cited sentence survives; the caller then answers extractively.
+It returns an ``Answer`` without citations when no cited sentence survives; the caller
+then answers extractively.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from bot.lexical import tokenize
 from bot.sentences import sentence_spans
-from bot.types import Citation, Hit
+from bot.types import Answer, Citation, Hit
 
-MAX_QUOTE_CHARS = 400
+# The longest passage sentence quoted whole: the extractive answerer skips longer ones
+# (unpunctuated text, table rows run together) and the LLM path cuts a window this long
+# around the claim. 600, the extractive answerer's measured setting (its answers are made
+# of nothing but such quotes, and bench/ figures were taken with it); the LLM path's
+# window grew from 400 to match, still one readable quote under an answer.
+MAX_QUOTE_CHARS = 600
 
 # --- citation markers -------------------------------------------------------------------
 
@@ -228,14 +239,6 @@ def best_quote(hit: Hit, claims: Iterable[str]) -> str:
 # --- post-processing ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Processed:
-    text: str  # the repaired answer, citations renumbered 1..k
-    citations: list[Citation] = field(default_factory=list)  # [n] → passage and quote, by n
-    notes: list[str] = field(default_factory=list)  # what was removed, and why
-    valid: bool = False  # False: no cited sentence survived; answer extractively instead
-
-
 def _short(text: str, limit: int = 60) -> str:
     text = " ".join(_MARKER.sub("", text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -258,7 +261,11 @@ def _all_sentences(answer_text: str) -> list[tuple[int, str, str]]:
     return sentences
 
 
-def postprocess(answer_text: str, hits: Sequence[Hit]) -> Processed:
+def postprocess(answer_text: str, hits: Sequence[Hit]) -> Answer:
+    """The LLM's reply repaired: cited, checked sentences only, citations renumbered 1..k.
+
+    ``notes`` say what was removed and why; no citations means nothing usable survived.
+    """
     notes: list[str] = []
     evidence = [_hit_figures(hit) for hit in hits]
     # (line index, list prefix, sentence, cited passage indices 0-based)
@@ -318,4 +325,31 @@ def postprocess(answer_text: str, hits: Sequence[Hit]) -> Processed:
     for index, n in sorted(order.items(), key=lambda item: item[1]):
         claims = [_MARKER.sub("", s) for _l, _p, s, cited in kept if index in cited]
         citations.append(Citation(n=n, hit=hits[index], quote=best_quote(hits[index], claims)))
-    return Processed(text=text, citations=citations, notes=notes, valid=bool(kept))
+    answer = Answer(text=text, citations=citations, answerer="llm", notes=notes)
+    check_citations(answer)
+    return answer
+
+
+# --- the contract ---------------------------------------------------------------------------
+
+_PLAIN_MARKER = re.compile(r"\[(\d+)\]")
+
+
+def check_citations(answer: Answer) -> None:
+    """The answerers' contract: quotes are verbatim and every marker has its citation.
+
+    Raised rather than ``assert``-ed so that ``python -O`` cannot switch it off.
+    """
+    numbers = {c.n for c in answer.citations}
+    for c in answer.citations:
+        if not c.quote or c.quote not in c.hit.text:
+            raise AssertionError(f"citation [{c.n}] quote is not a substring of its passage")
+    if sorted(numbers) != list(range(1, len(numbers) + 1)):
+        raise AssertionError(f"citation numbers are not 1..n: {sorted(numbers)}")
+    # Markers are scanned outside the quotes: a passage may itself contain "[2]".
+    rest = answer.text
+    for c in answer.citations:
+        rest = rest.replace(c.quote, "", 1)
+    used = {int(m) for m in _PLAIN_MARKER.findall(rest)}
+    if not used <= numbers:
+        raise AssertionError(f"markers without a citation: {sorted(used - numbers)}")

@@ -13,28 +13,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-_MONTHS = {
-    name: i
-    for i, names in enumerate(
-        [
-            (),
-            ("january", "jan"),
-            ("february", "feb"),
-            ("march", "mar"),
-            ("april", "apr"),
-            ("may",),
-            ("june", "jun"),
-            ("july", "jul"),
-            ("august", "aug"),
-            ("september", "sep", "sept"),
-            ("october", "oct"),
-            ("november", "nov"),
-            ("december", "dec"),
-        ]
-    )
-    for name in names
-}
-_MONTH_NAMES = "|".join(sorted(_MONTHS, key=len, reverse=True))
+from ingest.vocabulary import MONTH_PATTERN, MONTHS
+
 _YEAR_RE = r"(?:19|20)\d\d"
 
 
@@ -44,7 +24,7 @@ def _period(tag: str = "") -> str:
     Group names carry ``tag`` so that one pattern can hold two periods.
     """
     return (
-        rf"(?:(?P<{tag}month>{_MONTH_NAMES})\.?(?:,?\s+(?P<{tag}year>{_YEAR_RE}))?"
+        rf"(?:(?P<{tag}month>{MONTH_PATTERN})\.?(?:,?\s+(?P<{tag}year>{_YEAR_RE}))?"
         rf"|(?P<{tag}yearonly>{_YEAR_RE}))\b"
     )
 
@@ -103,7 +83,7 @@ def _resolve(
     """The span of a matched ``_period(tag)``; a month without a year is its latest past one."""
     month_name = m.group(f"{tag}month")
     year_text = m.group(f"{tag}year") or m.group(f"{tag}yearonly")
-    month = _MONTHS[month_name.lower()] if month_name else None
+    month = MONTHS[month_name.lower()] if month_name else None
     if year_text:
         return _span(int(year_text), month)
     if month is None or need_year:
@@ -125,7 +105,7 @@ def _english(q: str, today: date) -> tuple[date | None, date | None, list[str]] 
         if first and last:
             if not (m.group("year") or m.group("yearonly")):
                 # "from March to July 2020": the first month is in the year of the second.
-                first = _span(last[0].year, _MONTHS[m.group("month").lower()])
+                first = _span(last[0].year, MONTHS[m.group("month").lower()])
             return first[0], last[1], [m.group()]
 
     m = re.search(rf"\bas\s+(?:of|at)\s+{_period()}", q, flags)

@@ -16,9 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.citations import MAX_QUOTE_CHARS, check_citations
 from bot.lexical import tokenize
 from bot.sentences import sentence_spans
 from bot.types import Answer, Citation, Hit
+from ingest.vocabulary import CJK_CHARS, CJK_RE, MONTH_PATTERN
 
 # Evidence (the share of the question's idf weight a sentence covers, reduced when the
 # asked-for kind of answer is missing) below which the answerer refuses. Measured on RGB
@@ -31,7 +33,6 @@ OTHER_YEAR_FACTOR = 0.7  # evidence kept when a sentence names only years the qu
 TITLE_CREDIT = 0.5  # a question term found only in the passage's title counts half
 FOLLOWER_RATIO = 0.8  # further sentences must score at least this share of the best one
 REDUNDANT_JACCARD = 0.6  # a further sentence this close to a chosen one adds nothing
-MAX_QUOTE_CHARS = 600  # longer "sentences" (unpunctuated text) are not quoted whole
 # A name the question asks about ("Mars", "Reykjavik") that no retrieved passage mentions
 # means the documents are about something else: it weighs this many times the heaviest
 # present term, so "What is the GDP of Mars?" is refused instead of answered about GDP.
@@ -87,17 +88,16 @@ _NUMBER_RE = re.compile(
     r"\d+(?:[.,]\d+)*|[零一二三四五六七八九十百千万亿两]+(?=[人个名亿万元次项家座])"
 )
 _DATE_RE = re.compile(
-    r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-    r"|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?|\b(?:19|20)\d\d\b"
+    rf"\b{MONTH_PATTERN}\b\.?|\b(?:19|20)\d\d\b"
     r"|\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b|\d+\s*[年月日号]|\b(?:yesterday|today|monday|tuesday"
     r"|wednesday|thursday|friday|saturday|sunday)\b",
     re.IGNORECASE,
 )
 _NAME_RE = re.compile(r"\b[A-Z][a-z]+(?:[ -](?:[A-Z][a-z]+|[A-Z]\.|of|de|van|von))*\b")
 _PLACE_RE = re.compile(
-    r"\b(?:in|at|from|near)\s+(?:the\s+)?[A-Z][A-Za-z]+|[\u4e00-\u9fff]{1,8}(?:省|市|县|区|国|州|岛|城|镇)"
+    rf"\b(?:in|at|from|near)\s+(?:the\s+)?[A-Z][A-Za-z]+"
+    rf"|[{CJK_CHARS}]{{1,8}}(?:省|市|县|区|国|州|岛|城|镇)"
 )
-_CJK_RE = re.compile(r"[\u4e00-\u9fff]")
 _YEAR_RE = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 
 
@@ -123,16 +123,16 @@ def has_answer_type(sentence: str, kind: AnswerType, question: str) -> bool:
     if kind is AnswerType.DATE:
         return any(m.group().lower() not in q for m in _DATE_RE.finditer(sentence))
     if kind is AnswerType.PERSON:
-        if _CJK_RE.search(sentence):
+        if CJK_RE.search(sentence):
             return True  # Chinese names cannot be told from other words without a tagger
         return any(m.group().lower() not in q for m in _NAME_RE.finditer(sentence, 1))
     return any(m.group().lower() not in q for m in _PLACE_RE.finditer(sentence)) or bool(
-        _NAME_RE.search(sentence, 1) and not _CJK_RE.search(sentence)
+        _NAME_RE.search(sentence, 1) and not CJK_RE.search(sentence)
     )
 
 
 @dataclass(frozen=True, slots=True)
-class Candidate:
+class ScoredSentence:
     """One sentence of one hit, scored."""
 
     hit_index: int  # position in the hits list (its retrieval rank - 1)
@@ -160,7 +160,7 @@ def question_names(question: str) -> set[str]:
     return names
 
 
-def score_sentences(question: str, hits: Sequence[Hit]) -> list[Candidate]:
+def score_sentences(question: str, hits: Sequence[Hit]) -> list[ScoredSentence]:
     """Every sentence of every hit, best first."""
     q_terms = set(tokenize(question))
     kind = answer_type(question)
@@ -190,7 +190,7 @@ def score_sentences(question: str, hits: Sequence[Hit]) -> list[Candidate]:
         if name in weight:
             weight[name] = ABSENT_NAME_FACTOR * heaviest
     total = sum(weight.values())
-    out: list[Candidate] = []
+    out: list[ScoredSentence] = []
     for hi, si, s, e, terms in units:
         in_sentence = q_terms & terms
         in_title = (q_terms & title_terms[hi]) - in_sentence
@@ -209,7 +209,7 @@ def score_sentences(question: str, hits: Sequence[Hit]) -> list[Candidate]:
         # Novel terms: a sentence that only restates the question answers nothing.
         novelty = min(1.0, len(terms - q_terms) / 5)
         score = evidence + 0.1 * novelty + 0.1 / (1 + hi)
-        out.append(Candidate(hi, si, s, e, evidence, score, terms))
+        out.append(ScoredSentence(hi, si, s, e, evidence, score, terms))
     out.sort(key=lambda c: (-c.score, c.hit_index, c.sentence_index))
     return out
 
@@ -221,12 +221,15 @@ def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 @dataclass(slots=True)
 class _Pick:
     hit_index: int
-    first: Candidate
-    last: Candidate
+    first: ScoredSentence
+    last: ScoredSentence
 
 
 def _select(
-    candidates: Sequence[Candidate], max_sentences: int, min_evidence: float, hits: Sequence[Hit]
+    candidates: Sequence[ScoredSentence],
+    max_sentences: int,
+    min_evidence: float,
+    hits: Sequence[Hit],
 ) -> list[_Pick]:
     best = candidates[0]
     picks = [_Pick(best.hit_index, best, best)]
@@ -259,7 +262,7 @@ def _select(
 
 
 def _joiner(previous: str) -> str:
-    return "" if previous and _CJK_RE.search(previous[-2:]) else " "
+    return "" if previous and CJK_RE.search(previous[-2:]) else " "
 
 
 def extractive_answer(
@@ -302,26 +305,3 @@ def extractive_answer(
     )
     check_citations(answer)
     return answer
-
-
-_MARKER_RE = re.compile(r"\[(\d+)\]")
-
-
-def check_citations(answer: Answer) -> None:
-    """The answerer's contract: quotes are verbatim and every marker has its citation.
-
-    Raised rather than ``assert``-ed so that ``python -O`` cannot switch it off.
-    """
-    numbers = {c.n for c in answer.citations}
-    for c in answer.citations:
-        if not c.quote or c.quote not in c.hit.text:
-            raise AssertionError(f"citation [{c.n}] quote is not a substring of its passage")
-    if sorted(numbers) != list(range(1, len(numbers) + 1)):
-        raise AssertionError(f"citation numbers are not 1..n: {sorted(numbers)}")
-    # Markers are scanned outside the quotes: a passage may itself contain "[2]".
-    rest = answer.text
-    for c in answer.citations:
-        rest = rest.replace(c.quote, "", 1)
-    used = {int(m) for m in _MARKER_RE.findall(rest)}
-    if not used <= numbers:
-        raise AssertionError(f"markers without a citation: {sorted(used - numbers)}")

@@ -8,82 +8,15 @@ from __future__ import annotations
 
 import re
 
+from ingest.vocabulary import ENGLISH_STOP_WORDS
+
 _WORD = re.compile(r"[\w.%-]+", re.UNICODE)
 _FOLLOW_UP_START = re.compile(
     r"^\s*(and|also|what about|how about|what of|and what about|same for|but|then)\b", re.I
 )
 _PRONOUN = re.compile(r"\b(it|its|they|their|them|that|this|those|these|there)\b", re.I)
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "in",
-        "on",
-        "at",
-        "to",
-        "for",
-        "from",
-        "by",
-        "with",
-        "and",
-        "or",
-        "but",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "much",
-        "many",
-        "did",
-        "do",
-        "does",
-        "has",
-        "have",
-        "had",
-        "that",
-        "this",
-        "these",
-        "those",
-        "it",
-        "its",
-        "their",
-        "there",
-        "than",
-        "then",
-        "also",
-        "about",
-        "as",
-        "into",
-        "over",
-        "under",
-        "me",
-        "you",
-        "i",
-        "we",
-        "they",
-        "he",
-        "she",
-        "tell",
-        "show",
-        "give",
-        "please",
-        "s",
-    ]
-)
+# Words a follow-up cannot carry over: the tokeniser's stop words plus request verbs.
+_STOP = ENGLISH_STOP_WORDS | {"show", "give", "whose"}
 
 
 def key_terms(question: str) -> list[str]:

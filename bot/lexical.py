@@ -17,8 +17,15 @@ from typing import Any
 
 import bm25s
 import numpy as np
+import Stemmer
 
 from ingest.types import IndexedChunk
+from ingest.vocabulary import (
+    CHINESE_STOP_WORDS,
+    CJK_CHARS,
+    ENGLISH_STOP_WORDS,
+    MONTH_ABBREVIATIONS,
+)
 
 # bm25s sets its logger to DEBUG on import and logs every index build: keep it quiet.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -28,52 +35,13 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 # the full stop in "in 2020." is not taken.
 _THOUSANDS = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?"
 _PLAIN_NUMBER = r"\d+(?:\.\d+)?"
-_CJK = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+"
+_CJK = f"[{CJK_CHARS}]+"
 _WORD = r"[a-z]+(?:'[a-z]+)*"
 _TOKEN_RE = re.compile(rf"(?P<num>{_THOUSANDS}|{_PLAIN_NUMBER})|(?P<cjk>{_CJK})|(?P<word>{_WORD})")
 
-_ENGLISH_STOP_WORDS_TEXT = """
-    a about above after again against all also am an and any are aren't as at be because
-    been before being below between both but by can cannot could couldn't did didn't do
-    does doesn't doing don't down during each few for from further had hadn't has hasn't
-    have haven't having he he'd he'll he's her here here's hers herself him himself his
-    how how's i i'd i'll i'm i've if in into is isn't it it's its itself just let's many
-    me more most much mustn't my myself no nor not of off on once only or other ought our
-    ours ourselves out over own please s same shan't she she'd she'll she's should
-    shouldn't so some such t tell than that that's the their theirs them themselves then
-    there there's these they they'd they'll they're they've this those through to too
-    under until up very was wasn't we we'd we'll we're we've were weren't what what's when
-    when's where where's which while who who's whom why why's will with won't would
-    wouldn't you you'd you'll you're you've your yours yourself yourselves
-"""
-# "FY" of "FY2022": the year carries the meaning; a bare "fy" matched the few passages that
-# abbreviate and made them a BM25 hub on FinanceBench (see bench/README).
-ENGLISH_STOP_WORDS = frozenset(_ENGLISH_STOP_WORDS_TEXT.split()) | {"fy"}
-
-# Function words that jieba returns as tokens; they carry no topic.
-_CHINESE_STOP_WORDS_TEXT = """
-    的 了 是 在 和 与 及 或 也 都 就 而 及其 之 为 对 于 被 把 从 由 以 等
-    这 那 其 中 有 吗 呢 吧 啊 呀 么 什么 哪 哪些 哪个 谁 多少 几 怎么 如何 为什么 是否 个
-"""
-CHINESE_STOP_WORDS = frozenset(_CHINESE_STOP_WORDS_TEXT.split())
-
-_MONTHS = {
-    "jan": "january",
-    "feb": "february",
-    "mar": "march",
-    "apr": "april",
-    "jun": "june",
-    "jul": "july",
-    "aug": "august",
-    "sep": "september",
-    "sept": "september",
-    "oct": "october",
-    "nov": "november",
-    "dec": "december",
-}
 # A few abbreviations briefings use interchangeably with the full word.
 _SYNONYMS = {
-    **_MONTHS,
+    **MONTH_ABBREVIATIONS,
     "yoy": "year",
     "govt": "government",
     "intl": "international",
@@ -108,38 +76,9 @@ def _cut_chinese(run: str) -> list[str]:
     return [w for w in jieba.lcut_for_search(run) if w.strip()]
 
 
-def light_stem(word: str) -> str:
-    """Fold English plurals and possessives ("exports" → "export", "cities" → "city").
-
-    The fallback when PyStemmer is absent; documents and questions are always tokenised
-    in the same process, so either stemmer gives consistent terms.
-    """
-    if word.endswith("'s"):
-        word = word[:-2]
-    if len(word) <= 3:
-        return word
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    if word.endswith(("sses", "xes", "ches", "shes", "zes")):
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
-def _load_stemmer() -> Callable[[str], str]:
-    """Snowball (PyStemmer) when installed, else the light plural folding above."""
-    try:
-        import Stemmer
-    except ImportError:
-        return light_stem
-    snowball = Stemmer.Stemmer("english")
-    snowball.maxCacheSize = 50_000
-    stem_word: Callable[[str], str] = snowball.stemWord
-    return stem_word
-
-
-stem = _load_stemmer()
+_SNOWBALL = Stemmer.Stemmer("english")
+_SNOWBALL.maxCacheSize = 50_000
+stem: Callable[[str], str] = _SNOWBALL.stemWord
 
 
 def tokenize(text: str, *, keep_stop_words: bool = False) -> list[str]:

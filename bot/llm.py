@@ -135,18 +135,13 @@ class LLMAnswerer:
 
         if _is_refusal(reply):
             return refusal([])
-        processed = postprocess(reply.replace(REFUSAL_TOKEN, ""), hits)
-        if not processed.valid:
+        answer = postprocess(reply.replace(REFUSAL_TOKEN, ""), hits)
+        if not answer.citations:
             if REFUSAL_TOKEN in reply:  # a refusal wrapped in prose
-                return refusal(processed.notes)
-            raise LLMError("no valid citation: " + "; ".join(processed.notes[:3]))
-        return Answer(
-            text=processed.text,
-            citations=processed.citations,
-            answerer="llm",
-            timings_ms=timings,
-            notes=processed.notes,
-        )
+                return refusal(answer.notes)
+            raise LLMError("no valid citation: " + "; ".join(answer.notes[:3]))
+        answer.timings_ms = timings
+        return answer
 
     def condense(self, question: str, history: list[str]) -> str:
         """Rewrite a follow-up into a standalone question; raises LLMError on failure."""

@@ -22,6 +22,7 @@ from bot.focus import DocumentFocus
 from bot.lexical import LexicalIndex, tokenize
 from bot.types import Hit
 from ingest.types import IndexedChunk
+from ingest.vocabulary import CJK_RE
 
 RRF_K = 60  # the usual constant of reciprocal rank fusion (Cormack et al., 2009)
 DENSE_K = 30
@@ -40,13 +41,12 @@ CJK_DENSE_FACTOR = 0.5
 # Extra RRF weight of the lists searched within the documents the question names (see
 # bot.focus); the unfocused lists stay in, so a wrong focus costs rank, not recall.
 FOCUS_WEIGHT = 1.0
-_CJK_RE = re.compile(r"[\u3400-\u9fff]")
 
 
 def dense_weight_for(question: str, weight: float) -> float:
     """The dense list's RRF weight for ``question``: lower when it is mostly Chinese."""
     letters = [ch for ch in question if ch.isalpha()]
-    cjk = sum(1 for ch in letters if _CJK_RE.match(ch))
+    cjk = sum(1 for ch in letters if CJK_RE.match(ch))
     return weight * CJK_DENSE_FACTOR if letters and cjk * 2 > len(letters) else weight
 
 
@@ -106,7 +106,7 @@ _WORDS_RE = re.compile(r"\w+")
 def _dedup_tokens(norm: str) -> set[str]:
     # Plain words suffice to spot near-copies and cost a tenth of full tokenising (no
     # stemming); Chinese has no spaces, so it goes through the segmenter.
-    if _CJK_RE.search(norm):
+    if CJK_RE.search(norm):
         return set(tokenize(norm, keep_stop_words=True))
     return set(_WORDS_RE.findall(norm))
 
@@ -159,26 +159,6 @@ def diversify(
         chosen.extend(overflow[: k - len(chosen)])
         chosen.sort(key=lambda h: -h.score)
     return chosen[:k]
-
-
-def _to_hit(
-    chunk: IndexedChunk, score: float, dense_rank: int | None, lexical_rank: int | None
-) -> Hit:
-    return Hit(
-        chunk_id=chunk.chunk_id,
-        doc_id=chunk.doc_id,
-        text=chunk.text,
-        score=score,
-        title=chunk.title,
-        path=chunk.path,
-        date=chunk.date,
-        url=chunk.url,
-        page=chunk.page,
-        start=chunk.start,
-        end=chunk.end,
-        dense_rank=dense_rank,
-        lexical_rank=lexical_rank,
-    )
 
 
 class Retriever:
@@ -332,8 +312,7 @@ class Retriever:
         lex_rank = {cid: r for r, cid in enumerate(lex_ids, start=1)}
         order = sorted(scores, key=lambda cid: -scores[cid])
         hits = [
-            _to_hit(chunks[cid], scores[cid], dense_rank.get(cid), lex_rank.get(cid))
-            for cid in order
+            Hit(chunks[cid], scores[cid], dense_rank.get(cid), lex_rank.get(cid)) for cid in order
         ]
         timings["fusion_ms"] = timings.get("fusion_ms", 0.0) + (time.perf_counter() - t0) * 1000
         return hits

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from ingest.vocabulary import CJK_CHARS, MONTH_ABBREVIATIONS
+
 # Lower-case forms, without the final period.
 _ABBREVIATIONS_TEXT = """
     a.m adm approx bros capt cmdr co col corp dept dr e.g e.u ed eds est etc fig figs ft
@@ -18,14 +20,11 @@ _ABBREVIATIONS_TEXT = """
 """
 ABBREVIATIONS = frozenset(_ABBREVIATIONS_TEXT.split())
 
-# "Jan. 5" is a date, but "... in Jan. It rose" ends a sentence: month abbreviations only
-# hold the sentence together before a number.
-MONTH_ABBREVIATIONS = frozenset(
-    ["jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"]
-)
 _CLOSERS = "”’\"'」』）)】》"
 _LATIN_END_RE = re.compile(r"[.!?]+[" + re.escape(_CLOSERS) + r"]*(?=\s+[\"'“‘(\[A-Z0-9])")
-_CJK_END_RE = re.compile(r"[。！？；]+[" + re.escape(_CLOSERS) + r"]*|(?<=[\u4e00-\u9fff])[!?;]+")
+_CJK_END_RE = re.compile(
+    r"[。！？；]+[" + re.escape(_CLOSERS) + r"]*|(?<=[" + CJK_CHARS + r"])[!?;]+"
+)
 _BLANK_LINE_RE = re.compile(r"\n\s*\n")
 _WORD_BEFORE_RE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 
@@ -39,6 +38,7 @@ def _is_abbreviation(text: str, period_at: int) -> bool:
         return True
     lowered = word.lower().rstrip(".")
     if lowered in MONTH_ABBREVIATIONS:
+        # "Jan. 5" is a date, but "... in Jan. It rose" ends a sentence.
         return text[period_at + 1 :].lstrip()[:1].isdigit()
     return lowered in ABBREVIATIONS
 

@@ -7,24 +7,63 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ingest.types import IndexedChunk
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A retrieved passage with the metadata needed to cite it."""
+    """A retrieved passage: the stored chunk (with its document's metadata), scored and ranked.
 
-    chunk_id: str
-    doc_id: str
-    text: str  # the stored chunk text, exactly
+    It holds the chunk rather than copying its fields; the properties read through to it.
+    """
+
+    chunk: IndexedChunk
     score: float  # fused retrieval score, higher is better
-    title: str
-    path: str
-    date: str | None = None  # ISO YYYY-MM-DD
-    url: str | None = None
-    page: int | None = None
-    start: int = 0  # offsets into the document text
-    end: int = 0
     dense_rank: int | None = None  # 1-based rank in the dense list, None if absent
     lexical_rank: int | None = None  # 1-based rank in the BM25 list, None if absent
+
+    @property
+    def chunk_id(self) -> str:
+        return self.chunk.chunk_id
+
+    @property
+    def doc_id(self) -> str:
+        return self.chunk.doc_id
+
+    @property
+    def text(self) -> str:
+        """The stored chunk text, exactly."""
+        return self.chunk.text
+
+    @property
+    def title(self) -> str:
+        return self.chunk.title
+
+    @property
+    def path(self) -> str:
+        return self.chunk.path
+
+    @property
+    def date(self) -> str | None:
+        """Publication date, ISO YYYY-MM-DD."""
+        return self.chunk.date
+
+    @property
+    def url(self) -> str | None:
+        return self.chunk.url
+
+    @property
+    def page(self) -> int | None:
+        return self.chunk.page
+
+    @property
+    def start(self) -> int:
+        """Offset of the chunk in its document's text."""
+        return self.chunk.start
+
+    @property
+    def end(self) -> int:
+        return self.chunk.end
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,14 +12,9 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-_MONTHS = {
-    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
-    "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
-}  # fmt: skip
-_MONTH = (
-    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
-    r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
-)
+from ingest.vocabulary import MONTH_PATTERN, MONTHS
+
+_MONTH = rf"{MONTH_PATTERN}\.?"
 _YEAR = r"(?:19|20)\d\d"
 _MDY = rf"{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+{_YEAR}"
 _DMY = rf"\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH},?\s+{_YEAR}"
@@ -48,7 +43,7 @@ def _named_to_iso(match_text: str) -> str | None:
     day = re.search(r"\b(\d{1,2})(?:st|nd|rd|th)?\b", match_text)
     if not (month and year and day):
         return None
-    return _iso(int(year.group()), _MONTHS[month.group()[:3].lower()], int(day.group(1)))
+    return _iso(int(year.group()), MONTHS[month.group().lower().rstrip(".")], int(day.group(1)))
 
 
 def parse_date(value: str) -> str | None:

@@ -17,6 +17,7 @@ from bot.citations import (
     supported,
 )
 from bot.types import Hit
+from tests.hits import make_hit
 
 QINGDAO = (
     "Despite COVID-19 epidemic, Qingdao has quickened its pace of attracting investment. "
@@ -29,11 +30,12 @@ TRADE = (
     "Imports and exports in Qingdao totaled 341.81 billion yuan from January to July. "
     "Qingdao aims to set up international business clubs in Shandong province."
 )
+
 PORT = "The port handled 3,500,000 containers. Its staff grew 12 percent in a year."
 
 
 def hit(n: int, text: str, date: str | None = "2020-09-04", title: str = "Briefing") -> Hit:
-    return Hit(
+    return make_hit(
         chunk_id=f"c{n}",
         doc_id=f"d{n}",
         text=text,
@@ -67,7 +69,7 @@ def markers(text: str) -> list[int]:
 )
 def test_marker_forms(answer: str, cited: list[int]) -> None:
     result = postprocess(answer, HITS)
-    assert result.valid
+    assert result.citations
     assert [c.hit for c in result.citations] == [HITS[i] for i in cited]
     assert [c.n for c in result.citations] == list(range(1, len(cited) + 1))
     assert set(markers(result.text)) == set(range(1, len(cited) + 1))
@@ -135,7 +137,7 @@ def test_marker_after_full_stop_or_on_its_own_line_belongs_to_the_sentence_befor
 )
 def test_figures_must_appear_in_a_cited_passage(sentence: str, kept: bool) -> None:
     result = postprocess(sentence, HITS)
-    assert result.valid is kept
+    assert bool(result.citations) is kept
     if not kept:
         assert result.text == ""
         assert any(note.startswith("removed unsupported figure") for note in result.notes)
@@ -156,10 +158,10 @@ def test_only_the_sentence_with_the_unsupported_figure_goes() -> None:
 def test_nothing_valid_left() -> None:
     for answer in ["", "No citations here.", "Trade grew 99% [2].", "See [4][5].", "[1]"]:
         result = postprocess(answer, HITS)
-        assert not result.valid, answer
+        assert not result.citations, answer
         assert result.text == ""
         assert result.citations == []
-    assert not postprocess("Entities grew [1].", []).valid
+    assert not postprocess("Entities grew [1].", []).citations
 
 
 def test_quote_is_the_best_supporting_sentence() -> None:
@@ -194,10 +196,10 @@ def test_long_unpunctuated_passage_gives_a_bounded_exact_quote() -> None:
 def test_chinese_answer() -> None:
     passage = "青岛市1-7月进出口总额3418.1亿元。同比增长4.7%。"
     ok = postprocess("青岛1-7月进出口总额3418.1亿元[1]。", [hit(1, passage)])
-    assert ok.valid
+    assert ok.citations
     assert ok.citations[0].quote == "青岛市1-7月进出口总额3418.1亿元。"
     wrong = postprocess("青岛1-7月进出口总额3418.2亿元[1]。", [hit(1, passage)])
-    assert not wrong.valid
+    assert not wrong.citations
 
 
 def test_list_answers_keep_their_lines() -> None:
@@ -227,7 +229,7 @@ def test_figure_parsing() -> None:
 
 
 def test_randomised_answers_keep_the_invariants() -> None:
-    """Random passages and answers: quotes are exact, numbering is 1..k, valid ⇔ text."""
+    """Random passages and answers: quotes are exact, numbering is 1..k, cited ⇔ text."""
     rng = random.Random(20200904)
     # fmt: off
     vocabulary = [
@@ -258,7 +260,7 @@ def test_randomised_answers_keep_the_invariants() -> None:
             assert citation.quote in citation.hit.text, (case, answer)
             assert citation.hit in hits
         assert set(markers(result.text)) == set(range(1, k + 1)), (case, answer, result.text)
-        assert result.valid == bool(result.text) == (k > 0), (case, answer)
+        assert bool(result.citations) == bool(result.text) == (k > 0), (case, answer)
 
 
 def test_real_press_release(shared_dir: Path) -> None:

@@ -9,18 +9,19 @@ from typing import Any
 
 import pytest
 
+from bot.citations import check_citations
 from bot.extractive import (
     DEFAULT_MIN_EVIDENCE,
     REFUSAL_TEXT,
     AnswerType,
     answer_type,
-    check_citations,
     extractive_answer,
     has_answer_type,
     score_sentences,
 )
 from bot.sentences import sentence_spans, split_sentences
 from bot.types import Answer, Citation, Hit
+from tests.hits import make_hit
 
 QINGDAO_TEXT = (
     "Xinwen Lianbo thought it advisable to promote innovation by opening to the outside world. "
@@ -34,7 +35,7 @@ WIND_TEXT = (
 
 
 def hit(n: int, text: str, title: str = "", date: str | None = None) -> Hit:
-    return Hit(
+    return make_hit(
         chunk_id=f"c{n}",
         doc_id=f"d{n}",
         text=text,

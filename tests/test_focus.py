@@ -6,6 +6,7 @@ from bot.focus import DocumentFocus, question_terms
 from bot.retrieval import diversify
 from bot.types import Hit
 from ingest.types import IndexedChunk
+from tests.hits import make_hit
 
 
 def chunk(doc_id: str, path: str, title: str) -> IndexedChunk:
@@ -42,7 +43,7 @@ def test_no_focus_when_the_question_names_no_document() -> None:
 
 
 def hit(doc_id: str, n: int, score: float) -> Hit:
-    return Hit(chunk_id=f"{doc_id}{n}", doc_id=doc_id, text=f"{doc_id} {n}", score=score,
+    return make_hit(chunk_id=f"{doc_id}{n}", doc_id=doc_id, text=f"{doc_id} {n}", score=score,
                title=doc_id, path=doc_id)  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from bot.llm import (
 )
 from bot.prompts import REFUSAL_TOKEN
 from bot.types import Hit
+from tests.hits import make_hit
 from tests.openai_server import FakeOpenAIServer
 
 TRADE = (
@@ -38,7 +39,7 @@ ATTACK = (
 
 
 def hit(n: int, text: str) -> Hit:
-    return Hit(
+    return make_hit(
         chunk_id=f"c{n}",
         doc_id=f"d{n}",
         text=text,

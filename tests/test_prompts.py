@@ -18,6 +18,7 @@ from bot.prompts import (
     render_condense,
 )
 from bot.types import Hit
+from tests.hits import make_hit
 
 GOOD_ANSWER = f"""=== system ===
 Use the passages. Reply {REFUSAL_TOKEN} when they do not answer. Literal {{{{braces}}}}.
@@ -34,7 +35,7 @@ Rewrite.
 
 
 def hit(n: int, text: str, title: str = "Title", date: str | None = "2020-09-04") -> Hit:
-    return Hit(
+    return make_hit(
         chunk_id=f"c{n}", doc_id=f"d{n}", text=text, score=1.0, title=title, path="p", date=date
     )
 

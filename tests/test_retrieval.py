@@ -29,6 +29,7 @@ from ingest.embeddings import LocalEmbeddings
 from ingest.pipeline import run_ingest
 from ingest.store import open_index
 from tests.conftest import make_settings
+from tests.hits import make_hit
 
 QINGDAO = "qingdao-dual-circulation-2020-09-04.txt"
 TODAY = date(2022, 1, 10)
@@ -50,7 +51,7 @@ HARBOUR_BODIES = {
 
 
 def hit(cid: str, doc: str, text: str, score: float) -> Hit:
-    return Hit(chunk_id=cid, doc_id=doc, text=text, score=score, title="", path=f"{doc}.txt")
+    return make_hit(chunk_id=cid, doc_id=doc, text=text, score=score, title="", path=f"{doc}.txt")
 
 
 # -- pure parts ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from bot.telegram.render import (
 )
 from bot.types import Answer, Citation, Hit
 from tests.fake_telegram_html import EntityParseError, parse_html
+from tests.hits import make_hit
 
 HOSTILE = 'Tom & Jerry <b>bold</b> <script>alert("x")</script> a < b > c <i unclosed &amp; done'
 
@@ -34,7 +35,7 @@ def hit(**overrides: object) -> Hit:
         "page": None,
     }
     values.update(overrides)
-    return Hit(**values)  # type: ignore[arg-type]
+    return make_hit(**values)  # type: ignore[arg-type]
 
 
 def test_answer_has_markers_sources_and_quote() -> None:
