@@ -8,6 +8,7 @@ re-ingest idempotent.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -50,9 +51,47 @@ def make_splitter(
         chunk_size=budget,
         chunk_overlap=min(overlap, budget // 2),
         length_function=lambda t: max(0, count_tokens(t) - SPECIAL_TOKENS),
-        add_start_index=True,
         strip_whitespace=True,
     )
+
+
+def _memo(count_tokens: Callable[[str], int]) -> Callable[[str], int]:
+    """``count_tokens`` remembered per text: the splitter measures every split twice (once
+    to pick it, once to merge it), and tokenising is most of chunking's time."""
+    seen: dict[str, int] = {}
+
+    def count(text: str) -> int:
+        n = seen.get(text)
+        if n is None:
+            n = seen[text] = count_tokens(text)
+        return n
+
+    return count
+
+
+_SPACE = re.compile(r"\s*")
+
+
+def locate(text: str, piece: str, prev_start: int, prev_end: int, limit: int) -> int:
+    """Where ``piece`` (the splitter's next chunk) starts in ``text``.
+
+    The splitter returns strings, and its own offsets come from ``str.find`` from a guess
+    that counts overlap tokens as characters; in text that repeats itself (a release pasted
+    twice) that lands on an earlier copy, giving two chunks the same offsets and id. The
+    real place is known instead: after the previous chunk's start (chunks advance), and no
+    later than the first non-space character after the previous chunk's end (overlap only
+    moves it back). The last occurrence inside that window is taken, so offsets strictly
+    increase and every chunk of a document gets its own id. Linear: the window is about one
+    chunk long.
+    """
+    latest = _SPACE.match(text, prev_end, limit)
+    last_start = latest.end() if latest else prev_end
+    found = text.rfind(piece, prev_start + 1, min(limit, last_start + len(piece)))
+    if found < 0:  # not where expected (the splitter stripped something): search on
+        found = text.find(piece, prev_start + 1, limit)
+    if found < 0:
+        raise ValueError(f"chunk not found in document text: {piece[:40]!r}")
+    return found
 
 
 def _segments(doc: Document) -> list[tuple[int, int, int | None]]:
@@ -63,10 +102,14 @@ def _segments(doc: Document) -> list[tuple[int, int, int | None]]:
 
 
 def _merge_small(
-    text: str, spans: list[tuple[int, int]], count: Callable[[str], int], budget: int
+    text: str, spans: list[tuple[int, int]], count_tokens: Callable[[str], int], budget: int
 ) -> list[tuple[int, int]]:
     """Fold fragments (a lone heading line, a trailing clause) into a neighbour when the
     merged span still fits: a chunk of three words retrieves badly and quotes nothing."""
+
+    def count(t: str) -> int:
+        return max(0, count_tokens(t) - SPECIAL_TOKENS)
+
     out: list[tuple[int, int]] = []
     for start, end in spans:
         if out:
@@ -90,29 +133,20 @@ def chunk_document(
     title_cost = count_tokens(embed_text(doc.title, "")) - SPECIAL_TOKENS if doc.title else 0
     # Never let a long title squeeze the text to nothing.
     budget = max(48, max_tokens - SPECIAL_TOKENS - title_cost)
-    splitter = make_splitter(count_tokens, budget, overlap_tokens)
     chunks: list[Chunk] = []
 
-    def count(t: str) -> int:
-        return max(0, count_tokens(t) - SPECIAL_TOKENS)
-
     for seg_start, seg_end, page in _segments(doc):
-        segment = doc.text[seg_start:seg_end]
+        counter = _memo(count_tokens)  # per segment: memory stays bounded by its size
+        splitter = make_splitter(counter, budget, overlap_tokens)
         spans: list[tuple[int, int]] = []
-        for piece in splitter.create_documents([segment]):
-            text = piece.page_content
+        prev_start, prev_end = seg_start - 1, seg_start
+        for text in splitter.split_text(doc.text[seg_start:seg_end]):
             if not text.strip():
                 continue
-            start = seg_start + int(piece.metadata["start_index"])
-            if start < seg_start or doc.text[start : start + len(text)] != text:
-                # The splitter's offsets come from str.find; fall back to a search in the
-                # segment if it ever lands elsewhere, so offsets stay exact.
-                found = doc.text.find(text, seg_start, seg_end)
-                if found < 0:
-                    raise ValueError(f"chunk not found in document text: {text[:40]!r}")
-                start = found
-            spans.append((start, start + len(text)))
-        merged = _merge_small(doc.text, spans, count, budget)
+            start = locate(doc.text, text, prev_start, prev_end, seg_end)
+            prev_start, prev_end = start, start + len(text)
+            spans.append((start, prev_end))
+        merged = _merge_small(doc.text, spans, counter, budget)
         for start, end in merged:
             text = doc.text[start:end]
             lone_title = text.strip("#*= \n").casefold() == doc.title.casefold()
