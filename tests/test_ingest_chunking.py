@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def test_repeated_text_gets_real_increasing_offsets_and_unique_ids(
     assert len(chunks) > 2
     ids = [c.chunk_id for c in chunks]
     assert len(set(ids)) == len(ids)
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in pairwise(chunks):
         assert after.start > before.start  # chunks advance through the text
         assert after.start <= before.end + 2  # and leave no gap but whitespace
     for chunk in chunks:
