@@ -160,19 +160,41 @@ def ingest(
 
 
 @cli.command()
-@click.option("--quiet-seconds", default=2.0, show_default=True, help="Wait for calm first.")
+@click.argument("folder", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--quiet-seconds", default=0.5, show_default=True, help="A burst ends after this calm."
+)
+@click.option(
+    "--settle-seconds",
+    default=1.0,
+    show_default=True,
+    help="A changed file is read once its size and mtime held this long.",
+)
 @click.pass_obj
-def watch(settings: Settings, quiet_seconds: float) -> None:
-    """Watch DOCUMENTS_DIR: ingest new and changed files, remove deleted ones (Ctrl-C stops)."""
+def watch(
+    settings: Settings, folder: Path | None, quiet_seconds: float, settle_seconds: float
+) -> None:
+    """Watch FOLDER (default: DOCUMENTS_DIR): ingest new and changed files, remove deleted
+    ones; hidden and temporary files are skipped (Ctrl-C stops)."""
+    from ingest.watch import FolderMissing
     from ingest.watch import watch as watch_folder
+
+    if folder is not None:
+        settings = settings.model_copy(update={"documents_dir": folder})
 
     def show(report: IngestReport) -> None:
         if any(r.outcome is not Outcome.UNCHANGED for r in report.results):
             click.echo(format_report(report))
 
-    click.echo(f"Watching {settings.documents_dir} (Ctrl-C to stop)")
+    def ready() -> None:
+        click.echo(f"Watching {settings.documents_dir} (Ctrl-C to stop)")
+
     try:
-        watch_folder(settings, show, quiet_s=quiet_seconds)
+        watch_folder(
+            settings, show, quiet_s=quiet_seconds, settle_s=settle_seconds, on_ready=ready
+        )
+    except FolderMissing as err:
+        raise click.UsageError(str(err)) from err
     except FATAL_ERRORS as err:
         fail(str(err))
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.ignore import ignored_name
 from ingest.loaders import SUPPORTED_SUFFIXES
 
 
@@ -70,6 +71,15 @@ def _check(path: Path, root: Path, base: str, max_bytes: int) -> Candidate | Rej
     return Candidate(key, shown, st.st_size, st.st_mtime_ns)
 
 
+def _walk(root: Path) -> list[Path]:
+    """Files below ``root``, skipping hidden and temporary ones (``ingest.ignore``)."""
+    out: list[Path] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = [d for d in dirs if not ignored_name(d)]  # prune: nothing below is read
+        out.extend(Path(folder) / f for f in files if not ignored_name(f))
+    return out
+
+
 def scan(
     roots: list[Path], base: str, max_bytes: int
 ) -> tuple[list[Candidate], list[Rejected], list[str]]:
@@ -82,8 +92,7 @@ def scan(
         root_abs = os.path.abspath(root)
         if root.is_dir():
             prefixes.append(root_abs.rstrip(os.sep) + os.sep)
-            walker = os.walk(root, followlinks=False)
-            paths = sorted(Path(d) / f for d, _dirs, files in walker for f in files)
+            paths = sorted(_walk(root))
             walk_root = root
         else:
             prefixes.append(root_abs)

@@ -1,22 +1,32 @@
 """Watch the documents folder and re-run the incremental ingest when files change.
 
-The ingest itself decides what changed (content hashes), so the watcher only needs to
-notice *that* something happened, wait for the folder to go quiet (a copy of a large PDF
-fires many events), and run it. Deleted files are removed by the same run.
+The ingest decides what changed (content hashes), so the watcher only has to notice
+*that* something happened, let a burst of events end, wait until the files it saw change
+have stopped growing, and run it. Deleted, renamed and moved files are handled by the
+same run. The first run on start reconciles changes made while nobody watched.
+
+Built on ``watchfiles`` (Rust ``notify``): it batches events itself (a run starts after
+``quiet_s`` without a new changed path, or ``max_burst_s`` into a continuous burst), takes
+a filter and a stop event, and keeps collecting while a run is in progress, so nothing
+dropped during an ingest is missed. The earlier ``watchdog`` version needed an event
+handler class, a flag, a timestamp and its own polling loop for the same behaviour.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
+import watchfiles
 
 from ingest.embeddings import IndexEmbeddings, make_embeddings
+from ingest.errors import UsageError
+from ingest.ignore import ignored_path
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import IngestLocked, run_ingest
 from ingest.settings import IndexSettings
@@ -24,18 +34,81 @@ from ingest.types import IngestReport
 
 log = logging.getLogger(__name__)
 
+QUIET_S = 0.5  # no new changed path for this long ends a burst
+SETTLE_S = 1.0  # a changed file must keep its size and mtime this long before it is read
+MAX_BURST_S = 10.0  # a continuous stream of new files still gets a run this often
+LOCKED_RETRY_S = 1.0  # another ingest holds the lock: look again this often
 
-class _Changes(FileSystemEventHandler):
-    def __init__(self) -> None:
-        self.last_event = 0.0
-        self.pending = threading.Event()
 
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        paths = [str(event.src_path), str(getattr(event, "dest_path", "") or "")]
-        # Directory events count too: a folder moved in or out carries files with it.
-        if event.is_directory or any(Path(p).suffix.lower() in SUPPORTED_SUFFIXES for p in paths):
-            self.last_event = time.monotonic()
-            self.pending.set()
+class FolderMissing(UsageError):
+    """The folder to watch does not exist (the CLI exits with status 2)."""
+
+
+def relevant(root: str) -> Callable[[watchfiles.Change, str], bool]:
+    """The watchfiles filter: documents and folders, not hidden or temporary files."""
+
+    def keep(change: watchfiles.Change, path: str) -> bool:
+        if ignored_path(path, root):
+            return False
+        if os.path.splitext(path)[1].lower() in SUPPORTED_SUFFIXES:
+            return True
+        # A folder moved in or out carries documents with it; a vanished path may have
+        # been one. Other files (spreadsheets, images) cannot change the index.
+        return not os.path.isfile(path)
+
+    return keep
+
+
+Stat = tuple[int, int]  # (size, mtime_ns)
+
+
+@dataclass
+class Settling:
+    """Files seen changing, and since when each has kept its size and mtime.
+
+    A PDF copied over SMB arrives in pieces; reading it before the copy ends would index
+    half a document (or report it corrupt), so a run waits until every changed file has
+    been still for ``settle_s``. Pure apart from ``os.stat``; the clock is injectable.
+    """
+
+    settle_s: float = SETTLE_S
+    clock: Callable[[], float] = time.monotonic
+    _seen: dict[str, tuple[Stat, float]] = field(default_factory=dict)
+
+    def add(self, paths: set[str]) -> None:
+        now = self.clock()
+        for path in paths:
+            self._seen.setdefault(path, ((-1, -1), now))
+
+    def still_growing(self) -> list[str]:
+        """Re-stat the changed files; those changed within ``settle_s`` (empty: run now)."""
+        now = self.clock()
+        growing = []
+        for path, (last, since) in list(self._seen.items()):
+            try:
+                st = os.stat(path)
+            except OSError:  # gone again: the run will notice whatever happened
+                del self._seen[path]
+                continue
+            current = (st.st_size, st.st_mtime_ns)
+            if current != last:
+                self._seen[path] = (current, now)
+                growing.append(path)
+            elif now - since < self.settle_s:
+                growing.append(path)
+        return growing
+
+    def clear(self) -> None:
+        self._seen.clear()
+
+
+def changed_files(changes: set[tuple[watchfiles.Change, str]]) -> set[str]:
+    """The paths among ``changes`` that are files now (added or modified)."""
+    return {
+        path
+        for change, path in changes
+        if change is not watchfiles.Change.deleted and os.path.isfile(path)
+    }
 
 
 def watch(
@@ -43,33 +116,63 @@ def watch(
     on_report: Callable[[IngestReport], None],
     *,
     stop: threading.Event | None = None,
-    quiet_s: float = 2.0,
+    quiet_s: float = QUIET_S,
+    settle_s: float = SETTLE_S,
+    max_burst_s: float = MAX_BURST_S,
     embeddings: IndexEmbeddings | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Ingest once, then again after each burst of changes, until ``stop`` is set."""
+    """Ingest once (reconcile), then again after each burst of changes, until ``stop``.
+
+    ``on_report`` gets every run's report (including runs that changed nothing).
+    ``on_ready`` is called once the folder is being watched. Raises FolderMissing, and the
+    ingest's fatal errors (IndexMismatch, IndexUnavailable, ModelNotInstalled); a lock
+    held by another ingest (a manual ``briefing ingest``, the bot's /ingest) only delays
+    the run until the lock is free.
+    """
+    folder = settings.documents_dir
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise FolderMissing(
+            f"documents folder {folder} {what}: create it, or give the folder to watch "
+            "(`briefing watch DIR` or DOCUMENTS_DIR)"
+        )
     stop = stop or threading.Event()
     embeddings = embeddings or make_embeddings(settings)  # loaded once, reused by every run
-    folder = settings.documents_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    changes = _Changes()
-    observer = Observer()
-    observer.schedule(changes, str(folder), recursive=True)
-    observer.start()
-    try:
-        changes.pending.set()  # the initial run catches up with changes made while stopped
-        while not stop.is_set():
-            if not changes.pending.wait(timeout=0.2):
-                continue
-            if time.monotonic() - changes.last_event < quiet_s:
-                stop.wait(0.2)
-                continue
-            changes.pending.clear()
-            try:
-                on_report(run_ingest(settings, embeddings=embeddings))
-            except IngestLocked as err:  # an admin's manual run: try again shortly
-                log.info("ingest busy, retrying: %s", err)
-                changes.pending.set()
-                stop.wait(quiet_s)
-    finally:
-        observer.stop()
-        observer.join(timeout=5)
+    root = os.path.abspath(folder)
+    settling = Settling(settle_s)
+    due = True  # the first run reconciles the index with the folder
+    events = watchfiles.watch(
+        Path(root),
+        watch_filter=relevant(root),
+        debounce=int(max_burst_s * 1000),
+        step=max(10, int(quiet_s * 1000)),
+        stop_event=stop,
+        # Wake up regularly even without events, to re-check settling files.
+        rust_timeout=max(50, int(min(settle_s, quiet_s) * 1000)),
+        yield_on_timeout=True,
+        raise_interrupt=True,
+    )
+    first = True
+    for changes in events:  # the first value arrives once the folder is being watched
+        if first and on_ready is not None:
+            on_ready()
+        first = False
+        if changes:
+            due = True
+            settling.add(changed_files(changes))
+        if not due or stop.is_set():
+            continue
+        growing = settling.still_growing()
+        if growing:
+            log.debug("waiting for %d file(s) to stop changing: %s", len(growing), growing[:3])
+            continue
+        settling.clear()
+        try:
+            report = run_ingest(settings, embeddings=embeddings)
+        except IngestLocked as err:  # someone else's run: ours follows it
+            log.info("ingest busy, the watcher's run is queued: %s", err)
+            stop.wait(LOCKED_RETRY_S)
+            continue
+        due = False
+        on_report(report)
