@@ -2,143 +2,14 @@
 
 Dense embeddings (all-MiniLM-L6-v2) are weak on exact figures, names and Chinese; BM25
 catches those. The tokeniser is shared with the extractive answerer so both agree on what
-a "term" is.
+a "term" is. Both live in ``ingest`` (``ingest.terms``, ``ingest.lexical``), which writes
+the index to disk beside Chroma (``ingest.lexical_store``); this module is answering's
+name for them.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import threading
-import unicodedata
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from ingest.lexical import LexicalIndex
+from ingest.terms import stem, tokenize
 
-import bm25s
-import numpy as np
-import Stemmer
-
-from ingest.types import IndexedChunk
-from ingest.vocabulary import (
-    CHINESE_STOP_WORDS,
-    CJK_CHARS,
-    ENGLISH_STOP_WORDS,
-    MONTH_ABBREVIATIONS,
-)
-
-# bm25s sets its logger to DEBUG on import and logs every index build: keep it quiet.
-logging.getLogger("bm25s").setLevel(logging.WARNING)
-
-# Numbers stay whole: "341.81", "2020", "1,234.5" (thousands separators are dropped so the
-# same figure matches however it was written). A decimal point needs a digit after it, so
-# the full stop in "in 2020." is not taken.
-_THOUSANDS = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?"
-_PLAIN_NUMBER = r"\d+(?:\.\d+)?"
-_CJK = f"[{CJK_CHARS}]+"
-_WORD = r"[a-z]+(?:'[a-z]+)*"
-_TOKEN_RE = re.compile(rf"(?P<num>{_THOUSANDS}|{_PLAIN_NUMBER})|(?P<cjk>{_CJK})|(?P<word>{_WORD})")
-
-# A few abbreviations briefings use interchangeably with the full word.
-_SYNONYMS = {
-    **MONTH_ABBREVIATIONS,
-    "yoy": "year",
-    "govt": "government",
-    "intl": "international",
-}
-# Irregular past forms of the verbs figures are reported with; Snowball leaves them alone,
-# so "How fast did the economy grow?" would miss "the economy grew 2.6%".
-_IRREGULAR = {
-    "grew": "grow", "grown": "grow", "rose": "rise", "risen": "rise", "fell": "fall",
-    "fallen": "fall", "sold": "sell", "bought": "buy", "spent": "spend", "paid": "pay",
-    "built": "build", "made": "make", "took": "take", "taken": "take", "gave": "give",
-    "given": "give", "held": "hold", "won": "win", "led": "lead", "began": "begin",
-    "begun": "begin", "saw": "see", "seen": "see", "met": "meet", "brought": "bring",
-    "went": "go", "gone": "go", "cut": "cut", "hit": "hit", "set": "set", "lost": "lose",
-}  # fmt: skip
-_SYNONYMS.update(_IRREGULAR)
-
-_jieba_lock = threading.Lock()
-_jieba_ready = False
-
-
-def _cut_chinese(run: str) -> list[str]:
-    global _jieba_ready
-    import jieba
-
-    if not _jieba_ready:
-        with _jieba_lock:
-            if not _jieba_ready:
-                jieba.setLogLevel(logging.WARNING)  # its dictionary-loading chatter
-                jieba.initialize()
-                _jieba_ready = True
-    # cut_for_search also yields the parts of long words, so "克什米尔地区" matches "克什米尔".
-    return [w for w in jieba.lcut_for_search(run) if w.strip()]
-
-
-_SNOWBALL = Stemmer.Stemmer("english")
-_SNOWBALL.maxCacheSize = 50_000
-stem: Callable[[str], str] = _SNOWBALL.stemWord
-
-
-def tokenize(text: str, *, keep_stop_words: bool = False) -> list[str]:
-    """Terms of ``text``: lower-case, stemmed words, whole numbers, Chinese words."""
-    text = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
-    out: list[str] = []
-    for m in _TOKEN_RE.finditer(text):
-        if m.lastgroup == "num":
-            out.append(m.group().replace(",", ""))
-        elif m.lastgroup == "cjk":
-            for w in _cut_chinese(m.group()):
-                if keep_stop_words or w not in CHINESE_STOP_WORDS:
-                    out.append(w)
-        else:
-            word = m.group()
-            if not keep_stop_words and word in ENGLISH_STOP_WORDS:
-                continue
-            word = _SYNONYMS.get(word, word)
-            out.append(stem(word))
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class LexicalIndex:
-    """BM25 over a fixed list of chunks; search results are positions in that list."""
-
-    chunks: tuple[IndexedChunk, ...]
-    _bm25: Any  # bm25s.BM25, or None when there is nothing to search
-
-    @classmethod
-    def build(cls, chunks: Sequence[IndexedChunk]) -> LexicalIndex:
-        chunks = tuple(chunks)
-        corpus = [tokenize(c.title) + tokenize(c.text) for c in chunks]
-        if not any(corpus):
-            return cls(chunks, None)
-        bm25 = bm25s.BM25()
-        bm25.index(corpus, show_progress=False)
-        return cls(chunks, bm25)
-
-    def __len__(self) -> int:
-        return len(self.chunks)
-
-    def search(
-        self, query: str, k: int, *, allowed: Sequence[bool] | None = None
-    ) -> list[tuple[int, float]]:
-        """Top ``k`` (position, BM25 score) with a positive score, best first.
-
-        ``allowed`` (one flag per chunk) restricts the search, e.g. to a date range.
-        """
-        if self._bm25 is None or k <= 0:
-            return []
-        vocab: dict[str, int] = self._bm25.vocab_dict
-        terms = [t for t in tokenize(query) if t in vocab]
-        if not terms:
-            return []
-        mask = None if allowed is None else np.asarray(allowed, dtype=np.float32)
-        scores = np.asarray(self._bm25.get_scores(terms, weight_mask=mask), dtype=np.float64)
-        positive = np.flatnonzero(scores > 0)
-        if positive.size == 0:
-            return []
-        # Stable order: ties keep index order, so results are reproducible.
-        order = positive[np.argsort(-scores[positive], kind="stable")][:k]
-        return [(int(i), float(scores[i])) for i in order]
+__all__ = ["LexicalIndex", "stem", "tokenize"]

@@ -21,6 +21,7 @@ from bot.dates import DateIntent, parse_date_intent
 from bot.focus import DocumentFocus
 from bot.lexical import LexicalIndex, tokenize
 from bot.types import Hit
+from ingest.lexical_store import LexicalFiles
 from ingest.types import IndexedChunk
 from ingest.vocabulary import CJK_RE
 
@@ -54,6 +55,7 @@ class ChunkStore(Protocol):
     """What retrieval reads from the index (``ingest.store.IndexStore`` provides it)."""
 
     def all_chunks(self) -> list[IndexedChunk]: ...
+    def get_chunks(self, ids: Sequence[str]) -> list[IndexedChunk]: ...
     def generation(self) -> str: ...
     def dense_search(
         self, query_embedding: list[float], k: int, where: dict[str, Any] | None = None
@@ -174,8 +176,12 @@ class Retriever:
         dense_weight: float = DENSE_WEIGHT,
         lexical_weight: float = LEXICAL_WEIGHT,
         max_per_doc: int = MAX_PER_DOC,
+        lexical_files: LexicalFiles | None = None,
     ) -> None:
         self.store = store
+        # The BM25 index saved beside the index (ingest keeps it current); without it,
+        # built from every chunk on first use and after each ingest.
+        self.lexical_files = lexical_files
         self.embeddings = embeddings
         self.dense_k = dense_k
         self.lexical_k = lexical_k
@@ -193,8 +199,13 @@ class Retriever:
         with self._lock:
             # One thread rebuilds; the others wait and then reuse its index.
             if self._lexical is None or generation != self._generation:
-                chunks = self.store.all_chunks()
-                self._lexical = LexicalIndex.build(chunks)
+                if self.lexical_files is not None:
+                    self._lexical = self.lexical_files.refresh(
+                        self.store, generation, self._lexical
+                    )
+                else:
+                    self._lexical = LexicalIndex.build(self.store.all_chunks())
+                chunks = self._lexical.chunks
                 self._focus = DocumentFocus.build(chunks)
                 self._generation = generation
             return self._lexical

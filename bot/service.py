@@ -20,6 +20,7 @@ from bot.retrieval import Retriever
 from bot.settings import Settings
 from bot.types import Answer, Hit
 from ingest.embeddings import IndexEmbeddings, make_embeddings
+from ingest.lexical_store import LexicalFiles
 from ingest.manifest import Manifest
 from ingest.pipeline import run_ingest
 from ingest.store import IndexStore, open_index
@@ -60,7 +61,9 @@ class AnswerService:
         self.settings = settings
         self.embeddings = embeddings or make_embeddings(settings)
         self.store = store or open_index(settings, self.embeddings)
-        self.retriever = Retriever(self.store, self.embeddings)
+        self.retriever = Retriever(
+            self.store, self.embeddings, lexical_files=LexicalFiles(settings.data_dir)
+        )
         self.llm = llm
         if self.llm is None and settings.answerer == "llm":
             key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None

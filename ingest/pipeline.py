@@ -23,6 +23,7 @@ from pathlib import Path
 from ingest.chunking import chunk_document, embed_text
 from ingest.embeddings import IndexEmbeddings, make_embeddings
 from ingest.errors import IngestLocked as IngestLocked  # re-exported
+from ingest.lexical_store import LexicalFiles
 from ingest.loaders import parse_document
 from ingest.manifest import FileRow, Manifest
 from ingest.scan import Candidate, covered, display_path, scan
@@ -199,6 +200,8 @@ def run_ingest(
                 _finish(run)
                 if run.changed or report.repaired:
                     store.bump_generation()
+                # The BM25 files follow, touching only the documents this run changed.
+                LexicalFiles(settings.data_dir).update_after_ingest(store, store.generation())
         finally:
             report.seconds = time.perf_counter() - started
             if not dry_run:

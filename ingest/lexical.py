@@ -1,0 +1,267 @@
+"""BM25 over every chunk, kept in immutable segments so that one new file costs one segment.
+
+A precomputed BM25 matrix (bm25s's "eager" index) bakes the corpus-wide idf and average
+length into every stored score, so adding one document would mean scoring every chunk
+again. Here each segment stores raw term frequencies (term-major, like a CSC matrix) and
+document lengths; scores are computed per query from the postings of the query's terms,
+with idf and average length taken over the live chunks of all segments. So:
+
+- adding chunks adds a segment (tokenising only those chunks);
+- removing chunks clears their bit in the segment's live mask (a tombstone);
+- the scores equal those of one index built from scratch over the live chunks, whatever
+  the segmentation (tests check this, and that they equal bm25s's on the same corpus).
+
+Small segments are merged (without tokenising again) once there are too many of them, as
+Lucene does. The formula is bm25s's default, "lucene": idf = ln(1 + (N - df + 0.5) /
+(df + 0.5)), tf part = tf / (tf + k1 · (1 - b + b · len / avglen)).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import numpy.typing as npt
+
+from ingest.terms import tokenize
+from ingest.types import IndexedChunk
+
+K1 = 1.5  # bm25s's defaults, which the retrieval weights were tuned with
+B = 0.75
+MAX_SEGMENTS = 8  # more than this and the small ones are merged into one
+
+IntArray = npt.NDArray[np.int32]
+FloatArray = npt.NDArray[np.float32]
+BoolArray = npt.NDArray[np.bool_]
+Tokenize = Callable[[str], list[str]]
+
+
+def chunk_terms(chunks: Sequence[IndexedChunk], tok: Tokenize = tokenize) -> list[list[str]]:
+    """What BM25 indexes of each chunk: its document title, then its text."""
+    titles: dict[str, list[str]] = {}  # a document's chunks share its title: tokenise once
+    out: list[list[str]] = []
+    for c in chunks:
+        title = titles.get(c.title)
+        if title is None:
+            title = titles[c.title] = tok(c.title)
+        out.append(title + tok(c.text))
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Segment:
+    """Term frequencies of a fixed list of chunks. Never changed once made."""
+
+    chunks: tuple[IndexedChunk, ...]
+    terms: tuple[str, ...]  # local term id → term
+    indptr: npt.NDArray[np.int64]  # postings of term t: [indptr[t], indptr[t + 1])
+    docs: IntArray  # chunk position within the segment, ascending within a term
+    tfs: FloatArray  # how often the term occurs in that chunk
+    lengths: IntArray  # terms per chunk (title included)
+    name: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+
+    @cached_property
+    def vocab(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.terms)}
+
+    @classmethod
+    def build(cls, chunks: Sequence[IndexedChunk], tok: Tokenize = tokenize) -> Segment:
+        vocab: dict[str, int] = {}
+        ids: list[int] = []
+        lengths: list[int] = []
+        for terms in chunk_terms(chunks, tok):
+            lengths.append(len(terms))
+            ids.extend([vocab.setdefault(t, len(vocab)) for t in terms])
+        n = len(chunks)
+        term_of = np.asarray(ids, dtype=np.int64)
+        doc_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        # One sort of (term, chunk) keys gives term-major postings with their counts.
+        keys, counts = np.unique(term_of * max(n, 1) + doc_of, return_counts=True)
+        return cls(
+            chunks=tuple(chunks),
+            terms=tuple(vocab),
+            indptr=_indptr(keys // max(n, 1), len(vocab)),
+            docs=(keys % max(n, 1)).astype(np.int32),
+            tfs=counts.astype(np.float32),
+            lengths=np.asarray(lengths, dtype=np.int32),
+        )
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+
+def _indptr(sorted_terms: npt.NDArray[np.int64], n_terms: int) -> npt.NDArray[np.int64]:
+    counts = np.bincount(sorted_terms, minlength=n_terms) if n_terms else np.zeros(0, np.int64)
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def merge(segments: Sequence[Segment], live: Sequence[BoolArray]) -> Segment:
+    """One segment holding the live chunks of ``segments``, in order; nothing re-tokenised."""
+    vocab: dict[str, int] = {}
+    term_parts: list[npt.NDArray[np.int64]] = []
+    doc_parts: list[npt.NDArray[np.int64]] = []
+    tf_parts: list[FloatArray] = []
+    lengths: list[IntArray] = []
+    chunks: list[IndexedChunk] = []
+    base = 0
+    for seg, alive in zip(segments, live, strict=True):
+        remap = np.asarray([vocab.setdefault(t, len(vocab)) for t in seg.terms], dtype=np.int64)
+        new_pos = np.cumsum(alive, dtype=np.int64) - 1 + base
+        posting_terms = np.repeat(np.arange(len(seg.terms)), np.diff(seg.indptr))
+        keep = alive[seg.docs]
+        term_parts.append(remap[posting_terms[keep]])
+        doc_parts.append(new_pos[seg.docs[keep]])
+        tf_parts.append(seg.tfs[keep])
+        chunks.extend(c for c, ok in zip(seg.chunks, alive, strict=True) if ok)
+        lengths.append(seg.lengths[alive])
+        base += int(alive.sum())
+    terms = np.concatenate(term_parts) if term_parts else np.zeros(0, np.int64)
+    docs = np.concatenate(doc_parts) if doc_parts else np.zeros(0, np.int64)
+    tfs = np.concatenate(tf_parts) if tf_parts else np.zeros(0, np.float32)
+    # Terms left only in removed chunks are dropped; the rest are renumbered densely.
+    used = np.bincount(terms, minlength=len(vocab)) > 0 if len(vocab) else np.zeros(0, bool)
+    renumber = np.cumsum(used) - 1
+    terms = renumber[terms]
+    order = np.lexsort((docs, terms))
+    all_terms = list(vocab)
+    return Segment(
+        chunks=tuple(chunks),
+        terms=tuple(all_terms[i] for i in np.flatnonzero(used)),
+        indptr=_indptr(terms[order], int(used.sum())),
+        docs=docs[order].astype(np.int32),
+        tfs=tfs[order].astype(np.float32),
+        lengths=(np.concatenate(lengths) if lengths else np.zeros(0)).astype(np.int32),
+    )
+
+
+class LexicalIndex:
+    """BM25 over the live chunks of some segments; search results are positions in ``chunks``."""
+
+    def __init__(
+        self,
+        segments: Sequence[Segment] = (),
+        live: Sequence[BoolArray] | None = None,
+        *,
+        tok: Tokenize = tokenize,
+    ) -> None:
+        self.segments = tuple(segments)
+        self.live = tuple(
+            np.ones(len(s), dtype=bool) if live is None else np.asarray(live[i], dtype=bool)
+            for i, s in enumerate(self.segments)
+        )
+        self.tokenize = tok
+        self._offsets = np.cumsum([0, *(len(s) for s in self.segments)])
+        alive = np.concatenate(self.live) if self.segments else np.zeros(0, dtype=bool)
+        self._positions = np.flatnonzero(alive)  # live position → position over all segments
+        self._alive = alive
+        lengths = (
+            np.concatenate([s.lengths for s in self.segments]) if self.segments else np.zeros(0)
+        )
+        self._lengths = lengths.astype(np.float64)
+        self._avg_length = float(self._lengths[alive].mean()) if self._positions.size else 0.0
+        self.chunks: tuple[IndexedChunk, ...] = tuple(
+            c
+            for s, a in zip(self.segments, self.live, strict=True)
+            for c, ok in zip(s.chunks, a, strict=True)
+            if ok
+        )
+
+    @classmethod
+    def build(cls, chunks: Sequence[IndexedChunk], *, tok: Tokenize = tokenize) -> LexicalIndex:
+        return cls([Segment.build(chunks, tok)] if chunks else [], tok=tok)
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def with_changes(
+        self, added: Sequence[IndexedChunk] = (), removed: Collection[str] = ()
+    ) -> LexicalIndex:
+        """A new index without the chunks whose ids are in ``removed``, plus ``added``.
+
+        Costs tokenising ``added``, plus (now and then) a merge of the small segments.
+        Removal happens first, so re-adding a chunk under the same id replaces it.
+        """
+        removed = set(removed)
+        live = [
+            a & ~np.fromiter((c.chunk_id in removed for c in s.chunks), bool, len(s))
+            if removed
+            else a
+            for s, a in zip(self.segments, self.live, strict=True)
+        ]
+        segments = list(self.segments)
+        if added:
+            segments.append(Segment.build(added, self.tokenize))
+            live.append(np.ones(len(added), dtype=bool))
+        # Drop segments with nothing left; merge the small ones when there are too many.
+        kept = [(s, a) for s, a in zip(segments, live, strict=True) if a.any()]
+        if len(kept) > MAX_SEGMENTS:
+            kept.sort(key=lambda sa: -int(sa[1].sum()))
+            head, tail = kept[:1], kept[1:]
+            merged = merge([s for s, _ in tail], [a for _, a in tail])
+            kept = [*head, (merged, np.ones(len(merged), dtype=bool))]
+        return LexicalIndex([s for s, _ in kept], [a for _, a in kept], tok=self.tokenize)
+
+    def compacted(self) -> LexicalIndex:
+        """The same index as one segment without tombstones (for a full save)."""
+        if len(self.segments) == 1 and bool(self.live[0].all()):
+            return self
+        merged = merge(self.segments, self.live)
+        return LexicalIndex([merged] if len(merged) else [], tok=self.tokenize)
+
+    @property
+    def dead(self) -> int:
+        """Removed chunks still held in segments (they never score)."""
+        return int(self._alive.size - self._positions.size)
+
+    def scores(self, query: str) -> npt.NDArray[np.float64]:
+        """BM25 score of every chunk (by position in ``chunks``) for ``query``."""
+        total = np.zeros(self._alive.size, dtype=np.float64)
+        n = self._positions.size
+        for term, repeats in Counter(self.tokenize(query)).items():
+            positions, tfs = self._postings(term)
+            df = positions.size
+            if df == 0:
+                continue
+            idf = np.log1p((n - df + 0.5) / (df + 0.5))
+            norm = K1 * (1 - B + B * self._lengths[positions] / self._avg_length)
+            # A term repeated in the query counts again, as in bm25s.
+            total[positions] += repeats * idf * (tfs / (tfs + norm))
+        return total[self._positions]
+
+    def _postings(self, term: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        pos_parts, tf_parts = [], []
+        for seg, alive, offset in zip(self.segments, self.live, self._offsets, strict=False):
+            t = seg.vocab.get(term)
+            if t is None:
+                continue
+            start, end = seg.indptr[t], seg.indptr[t + 1]
+            docs = seg.docs[start:end]
+            keep = alive[docs]
+            pos_parts.append(docs[keep].astype(np.int64) + offset)
+            tf_parts.append(seg.tfs[start:end][keep].astype(np.float64))
+        if not pos_parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        return np.concatenate(pos_parts), np.concatenate(tf_parts)
+
+    def search(
+        self, query: str, k: int, *, allowed: Sequence[bool] | None = None
+    ) -> list[tuple[int, float]]:
+        """Top ``k`` (position, BM25 score) with a positive score, best first.
+
+        ``allowed`` (one flag per chunk) restricts the search, e.g. to a date range.
+        """
+        if k <= 0 or not self.chunks:
+            return []
+        scores = self.scores(query)
+        if allowed is not None:
+            scores *= np.asarray(allowed, dtype=np.float64)
+        positive = np.flatnonzero(scores > 0)
+        if positive.size == 0:
+            return []
+        # Stable order: ties keep index order, so results are reproducible.
+        order = positive[np.argsort(-scores[positive], kind="stable")][:k]
+        return [(int(i), float(scores[i])) for i in order]
