@@ -10,17 +10,22 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bot.settings import Settings, load_settings
 from ingest.errors import ConfigError
 from ingest.onnx_export import ModelNotInstalled
-from ingest.pipeline import IngestLocked
+from ingest.pipeline import IngestLocked, Progress
 from ingest.store import IndexMismatch, IndexUnavailable
 from ingest.types import IngestReport, Outcome
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar  # the type click.progressbar returns
 
 EXIT_FAILED_FILES = 1
 EXIT_FATAL = 3
@@ -82,19 +87,37 @@ def models_install(settings: Settings, target: Path | None) -> None:
 # -- ingest ------------------------------------------------------------------------------
 
 
-def _progress_printer() -> Any:
-    if not sys.stderr.isatty():
-        return None
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
+    """click's progress bar over the files of an ingest, on a terminal only.
+
+    The pipeline reports (done, total, path); the bar starts at the first report, when the
+    total is known.
+    """
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    bars: list[ProgressBar[str]] = []
 
     def show(done: int, total: int, path: str) -> None:
-        width = 30
-        filled = int(width * done / max(total, 1))
-        bar = "#" * filled + "-" * (width - filled)
-        click.echo(f"\r[{bar}] {done}/{total} {path[-40:]:<40}", nl=False, err=True)
-        if done == total:
-            click.echo("", err=True)
+        if not bars:
+            bars.append(
+                click.progressbar(
+                    length=total, item_show_func=_tail, show_pos=True, file=sys.stderr
+                )
+            )
+        bar = bars[0]
+        bar.update(done - bar.pos, current_item=path)
 
-    return show
+    try:
+        yield show
+    finally:
+        if bars:
+            bars[0].render_finish()
+
+
+def _tail(path: str | None) -> str | None:
+    return path[-40:] if path else None
 
 
 def report_dict(report: IngestReport) -> dict[str, Any]:
@@ -144,13 +167,10 @@ def ingest(
     from ingest.pipeline import run_ingest
 
     try:
-        report = run_ingest(
-            settings,
-            list(paths) or None,
-            rebuild=rebuild,
-            dry_run=dry_run,
-            progress=None if as_json else _progress_printer(),
-        )
+        with _progress_bar(enabled=not as_json) as progress:
+            report = run_ingest(
+                settings, list(paths) or None, rebuild=rebuild, dry_run=dry_run, progress=progress
+            )
     except FATAL_ERRORS as err:
         fail(str(err))
         return
@@ -260,9 +280,16 @@ def ask(settings: Settings, question: str | None, as_json: bool) -> None:
 
 
 @cli.command("bot")
+@click.option(
+    "--watch", is_flag=True, help="Also watch DOCUMENTS_DIR (as WATCH_ENABLED=true)."
+)
 @click.pass_obj
-def run_telegram_bot(settings: Settings) -> None:
+def run_telegram_bot(settings: Settings, watch: bool) -> None:
     """Run the Telegram bot (long polling; webhook mode when WEBHOOK_URL is set)."""
+    if watch:
+        settings = settings.model_copy(
+            update={"watch": settings.watch.model_copy(update={"enabled": True})}
+        )
     # Opt in to PTB's future timedelta durations now (RetryAfter.retry_after); the retry
     # code reads either form, and the opt-in silences PTB's deprecation warning.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
