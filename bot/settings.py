@@ -76,8 +76,15 @@ class TelegramSettings(BaseModel):
     allowed_chat_ids: IdList = Field(
         frozenset(), description="Comma-separated group chat ids the bot serves. Empty: all."
     )
+    notify_chat_ids: IdList = Field(
+        frozenset(),
+        description="Comma-separated chat ids told what each folder-watcher run added, "
+        "updated, removed or failed. Empty: the admins (TELEGRAM_ADMIN_IDS).",
+    )
 
-    @field_validator("admin_ids", "allowed_user_ids", "allowed_chat_ids", mode="before")
+    @field_validator(
+        "admin_ids", "allowed_user_ids", "allowed_chat_ids", "notify_chat_ids", mode="before"
+    )
     @classmethod
     def _ids(cls, value: object) -> object:
         return _split_ids(value)
@@ -98,7 +105,27 @@ class WebhookSettings(BaseModel):
     )
 
 
-SUB_MODELS: dict[str, type[BaseModel]] = {"telegram": TelegramSettings, "webhook": WebhookSettings}
+class WatchSettings(BaseModel):
+    """``WATCH_*``: the folder watcher inside the bot (``briefing watch`` has options)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        False, description="Watch DOCUMENTS_DIR inside `briefing bot` (as `briefing bot --watch`)."
+    )
+    quiet_s: float = Field(
+        0.5, gt=0, description="Seconds without a new changed file that end a burst of drops."
+    )
+    settle_s: float = Field(
+        1.0, gt=0, description="Seconds a changed file must keep its size and mtime to be read."
+    )
+
+
+SUB_MODELS: dict[str, type[BaseModel]] = {
+    "telegram": TelegramSettings,
+    "webhook": WebhookSettings,
+    "watch": WatchSettings,
+}
 # Chroma reads its own CHROMA_* variables (also from .env): only near misses of ours are typos.
 SHARED_PREFIXES = frozenset({"chroma"})
 
@@ -139,6 +166,9 @@ class Settings(IndexSettings):
     )
     webhook: WebhookSettings = Field(
         default_factory=WebhookSettings, description="Webhook mode (WEBHOOK_*)."
+    )
+    watch: WatchSettings = Field(
+        default_factory=WatchSettings, description="The folder watcher in the bot (WATCH_*)."
     )
 
     @classmethod

@@ -1,0 +1,150 @@
+"""Following topics: which followed topics the documents of an ingest run answer.
+
+After a run that added or updated documents, every subscription's topic is searched
+among the new chunks only, with the answering pipeline itself: the same ``Retriever``
+(dense + BM25 fused, date intents, dedup, diversity) over a store that holds just the new
+documents, and the extractive answerer's evidence bar (``REFUSAL_THRESHOLD``). A topic
+"matches" a document when the answer to it would cite that document; the quote is the
+sentence the answer would quote. Unchanged, renamed and removed files never match.
+No Telegram types here (``bot.telegram.follow`` renders and sends).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.extractive import extractive_answer
+from bot.retrieval import Retriever
+from bot.subscriptions import Subscription
+from bot.types import Citation
+from ingest.manifest import Manifest
+from ingest.store import IndexStore
+from ingest.types import IndexedChunk, IngestReport, Outcome
+
+NEW_CONTENT = (Outcome.ADDED, Outcome.UPDATED)
+
+
+def new_document_ids(report: IngestReport, manifest: Manifest, documents_dir: Path) -> list[str]:
+    """Documents whose content a run added or updated, in the report's order."""
+    base = os.path.abspath(documents_dir)
+    files = manifest.files()
+    out: list[str] = []
+    for result in report.results:
+        if result.outcome not in NEW_CONTENT or not result.chunks:
+            continue  # a second file with known content ("indexed once") is nothing new
+        row = files.get(os.path.join(base, result.path))  # display paths are relative to base
+        if row is not None and row.doc_id not in out:
+            out.append(row.doc_id)
+    return out
+
+
+class NewChunks:
+    """A ``ChunkStore`` holding only the new documents: the retriever sees nothing else.
+
+    Dense search still runs in Chroma (the vectors are there), restricted by doc id.
+    """
+
+    def __init__(self, chunks: Sequence[IndexedChunk], store: IndexStore) -> None:
+        self._chunks = list(chunks)
+        self._by_id = {c.chunk_id: c for c in self._chunks}
+        self._doc_ids = sorted({c.doc_id for c in self._chunks})
+        self._store = store
+
+    def all_chunks(self) -> list[IndexedChunk]:
+        return list(self._chunks)
+
+    def get_chunks(self, ids: Sequence[str]) -> list[IndexedChunk]:
+        return [self._by_id[i] for i in ids if i in self._by_id]
+
+    def generation(self) -> str:
+        return "new"  # fixed: the lexical index over these chunks is built once
+
+    def dense_search(
+        self, query_embedding: list[float], k: int, where: dict[str, Any] | None = None
+    ) -> list[tuple[IndexedChunk, float]]:
+        only: dict[str, Any] = {"doc_id": {"$in": self._doc_ids}}
+        return self._store.dense_search(
+            query_embedding, k, {"$and": [only, where]} if where else only
+        )
+
+
+@dataclass(slots=True)
+class DocMatch:
+    """A new document that answers one or more of a chat's topics."""
+
+    citation: Citation  # the best sentence for the first topic it answers, quoted verbatim
+    topics: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicMatcher:
+    """Finds, for a topic, the new documents an answer would cite."""
+
+    retriever: Retriever
+    min_evidence: float | None  # None: the answerer's calibrated threshold
+    top_k: int = 5
+
+    def match(self, topic: str) -> list[Citation]:
+        """One citation per cited document (its first, i.e. best, quote), in answer order."""
+        hits = self.retriever.search(topic, k=self.top_k)
+        if not hits:
+            return []
+        answer = extractive_answer(topic, hits, min_evidence=self.min_evidence)
+        if answer.refused:
+            return []
+        best: dict[str, Citation] = {}
+        for citation in answer.citations:
+            best.setdefault(citation.hit.doc_id, citation)
+        return list(best.values())
+
+
+def match_subscriptions(
+    matcher: TopicMatcher, subscriptions: Sequence[Subscription]
+) -> dict[int, list[DocMatch]]:
+    """chat id → the new documents matching its topics (one entry per document).
+
+    Topics are searched once however many chats follow them.
+    """
+    by_topic: dict[str, list[Citation]] = {}
+    out: dict[int, dict[str, DocMatch]] = {}
+    for sub in subscriptions:
+        key = sub.topic.casefold()
+        if key not in by_topic:
+            by_topic[key] = matcher.match(sub.topic)
+        for citation in by_topic[key]:
+            doc = out.setdefault(sub.chat_id, {}).setdefault(
+                citation.hit.doc_id, DocMatch(citation)
+            )
+            doc.topics.append(sub.topic)
+    return {chat: list(docs.values()) for chat, docs in out.items() if docs}
+
+
+def find_matches(
+    report: IngestReport,
+    subscriptions: Sequence[Subscription],
+    *,
+    store: IndexStore,
+    embeddings: Any,
+    manifest_path: Path,
+    documents_dir: Path,
+    min_evidence: float | None,
+    top_k: int = 5,
+) -> dict[int, list[DocMatch]]:
+    """The follow matches of one ingest run (empty when it brought nothing new)."""
+    if not subscriptions:
+        return {}
+    manifest = Manifest(manifest_path)
+    try:
+        doc_ids = new_document_ids(report, manifest, documents_dir)
+        chunk_ids = [cid for d in doc_ids if (row := manifest.doc(d)) for cid in row.chunk_ids]
+    finally:
+        manifest.close()
+    if not chunk_ids:
+        return {}
+    new = NewChunks(store.get_chunks(chunk_ids), store)
+    matcher = TopicMatcher(Retriever(new, embeddings), min_evidence, top_k)
+    return match_subscriptions(matcher, subscriptions)

@@ -1,0 +1,120 @@
+"""Followed topics, per chat, in SQLite beside the index (``DATA_DIR/subscriptions.sqlite``).
+
+Why SQLite and not PTB's persistence: matching runs after an ingest, outside any update,
+and needs every chat's topics at once; PTB persistence keeps per-chat dicts in memory and
+flushes them on its own schedule, and persisting ``chat_data`` would also pickle the
+answers the bot keeps for the sources button. A table is queried directly, written at
+once (a follow survives a crash a second later), and readable by an admin with sqlite3.
+No Telegram types here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+MAX_TOPIC_CHARS = 200
+MAX_PER_CHAT = 20
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS subscriptions(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    chat_id INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    created_by INTEGER,
+    created_at TEXT NOT NULL,
+    UNIQUE(chat_id, topic)
+);
+CREATE INDEX IF NOT EXISTS subscriptions_chat ON subscriptions(chat_id);
+"""
+
+
+class SubscriptionError(Exception):
+    """A follow that cannot be saved; ``str(err)`` is the reason shown to the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: int
+    chat_id: int
+    topic: str
+    created_by: int | None
+    created_at: str
+
+
+def clean_topic(text: str) -> str:
+    """One line, single spaces; raises SubscriptionError when empty or too long."""
+    topic = " ".join(text.split())
+    if not topic:
+        raise SubscriptionError("Say what to follow, e.g. /follow Qingdao foreign trade")
+    if len(topic) > MAX_TOPIC_CHARS:
+        raise SubscriptionError(f"A topic is at most {MAX_TOPIC_CHARS} characters.")
+    return topic
+
+
+class SubscriptionStore:
+    """Thread-safe: handlers (event loop) and matching (a worker thread) share it."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[Subscription]:
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [Subscription(*row) for row in rows]
+
+    def add(self, chat_id: int, topic: str, created_by: int | None = None) -> Subscription:
+        topic = clean_topic(topic)
+        with self._lock:
+            existing = self._db.execute(
+                "SELECT COUNT(*) FROM subscriptions WHERE chat_id=?", (chat_id,)
+            ).fetchone()[0]
+            if existing >= MAX_PER_CHAT:
+                raise SubscriptionError(
+                    f"This chat follows {MAX_PER_CHAT} topics already; /unfollow one first."
+                )
+            try:
+                cur = self._db.execute(
+                    "INSERT INTO subscriptions(chat_id, topic, created_by, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (chat_id, topic, created_by, datetime.now(UTC).isoformat(timespec="seconds")),
+                )
+            except sqlite3.IntegrityError:
+                raise SubscriptionError(f"This chat follows “{topic}” already.") from None
+            row_id = cur.lastrowid
+        (sub,) = self._rows("SELECT * FROM subscriptions WHERE id=?", (row_id,))
+        return sub
+
+    def of_chat(self, chat_id: int) -> list[Subscription]:
+        """The chat's topics in the order they were followed (``/unfollow n`` counts in it)."""
+        return self._rows("SELECT * FROM subscriptions WHERE chat_id=? ORDER BY id", (chat_id,))
+
+    def all(self) -> list[Subscription]:
+        return self._rows("SELECT * FROM subscriptions ORDER BY chat_id, id")
+
+    def remove(self, chat_id: int, n: int) -> Subscription | None:
+        """Remove the chat's ``n``-th topic (1-based); None when there is no such number."""
+        subs = self.of_chat(chat_id)
+        if not 1 <= n <= len(subs):
+            return None
+        sub = subs[n - 1]
+        with self._lock:
+            self._db.execute("DELETE FROM subscriptions WHERE id=?", (sub.id,))
+        return sub
+
+    def remove_chat(self, chat_id: int) -> int:
+        """Forget every topic of a chat (the bot was blocked or removed); returns how many."""
+        with self._lock:
+            cur = self._db.execute("DELETE FROM subscriptions WHERE chat_id=?", (chat_id,))
+        return cur.rowcount

@@ -1,0 +1,93 @@
+"""Followed topics: the SQLite store, and matching topics against a run's new documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.follow import find_matches
+from bot.settings import Settings
+from bot.subscriptions import MAX_PER_CHAT, SubscriptionError, SubscriptionStore
+from ingest.embeddings import LocalEmbeddings
+from ingest.store import open_index
+from ingest.types import FileResult, IngestReport, Outcome
+
+QINGDAO = "qingdao-trade-2020-09-04.md"
+SHANGHAI = "shanghai-economy-2022-03-16.md"
+
+
+def test_store_adds_lists_removes_and_persists(tmp_path: Path) -> None:
+    path = tmp_path / "subscriptions.sqlite"
+    store = SubscriptionStore(path)
+    store.add(10, "  Qingdao   trade ", created_by=1)
+    store.add(10, "port dredging")
+    store.add(-20, "Qingdao trade")  # another chat may follow the same topic
+    with pytest.raises(SubscriptionError, match="already"):
+        store.add(10, "Qingdao trade")
+    with pytest.raises(SubscriptionError, match="Say what to follow"):
+        store.add(10, "   ")
+    assert [s.topic for s in store.of_chat(10)] == ["Qingdao trade", "port dredging"]
+    store.close()
+
+    reopened = SubscriptionStore(path)  # a restart
+    assert [s.topic for s in reopened.of_chat(10)] == ["Qingdao trade", "port dredging"]
+    assert reopened.remove(10, 3) is None
+    removed = reopened.remove(10, 1)
+    assert removed is not None and removed.topic == "Qingdao trade"
+    assert [s.topic for s in reopened.of_chat(10)] == ["port dredging"]
+    assert [(s.chat_id, s.topic) for s in reopened.all()] == [
+        (-20, "Qingdao trade"),
+        (10, "port dredging"),
+    ]
+    assert reopened.remove_chat(-20) == 1
+    for i in range(MAX_PER_CHAT - 1):
+        reopened.add(10, f"topic {i}")
+    with pytest.raises(SubscriptionError, match="unfollow"):
+        reopened.add(10, "one too many")
+
+
+def run_adding(settings: Settings, *names: str) -> IngestReport:
+    """The report of a run that added ``names`` (already in the example index)."""
+    return IngestReport(results=[FileResult(n, Outcome.ADDED, chunks=1) for n in names])
+
+
+def test_a_topic_matches_only_the_new_documents_that_answer_it(
+    examples_settings: Settings, model_dir: Path, tmp_path: Path
+) -> None:
+    embeddings = LocalEmbeddings(model_dir)
+    store = open_index(examples_settings, embeddings)
+    subs = SubscriptionStore(tmp_path / "subscriptions.sqlite")
+    subs.add(1, "qingdao trade")
+    subs.add(2, "Qingdao exports")
+    subs.add(2, "qingdao trade")
+    subs.add(3, "reservoir water supply")
+
+    def matches(report: IngestReport) -> dict[int, list[tuple[str, str, list[str]]]]:
+        found = find_matches(
+            report,
+            subs.all(),
+            store=store,
+            embeddings=embeddings,
+            manifest_path=examples_settings.manifest_path,
+            documents_dir=examples_settings.documents_dir,
+            min_evidence=examples_settings.refusal_threshold,
+        )
+        return {
+            chat: [(m.citation.hit.path, m.citation.quote, m.topics) for m in docs]
+            for chat, docs in found.items()
+        }
+
+    found = matches(run_adding(examples_settings, QINGDAO))
+    assert set(found) == {1, 2}  # chat 3 follows something else
+    ((path, quote, topics),) = found[1]
+    assert path == QINGDAO
+    assert any(quote in c.text for c in store.all_chunks() if c.path == QINGDAO)  # verbatim
+    assert "Qingdao" in quote
+    assert found[2][0][2] == ["Qingdao exports", "qingdao trade"]  # one entry, two topics
+
+    assert matches(run_adding(examples_settings, SHANGHAI)) == {}  # unrelated: nothing
+    unchanged = IngestReport(results=[FileResult(QINGDAO, Outcome.UNCHANGED)])
+    assert matches(unchanged) == {}
+    renamed = IngestReport(results=[FileResult(QINGDAO, Outcome.RENAMED)])
+    assert matches(renamed) == {}
