@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ingest.chunking import chunk_document, embed_text
 from ingest.embeddings import IndexEmbeddings, make_embeddings
+from ingest.errors import IndexUnavailable, UsageError
 from ingest.errors import IngestLocked as IngestLocked  # re-exported
 from ingest.lexical_store import LexicalFiles
 from ingest.loaders import parse_document
@@ -32,7 +33,39 @@ from ingest.store import IndexStore, chunk_metadata, drop_index, open_index
 from ingest.types import Chunk, Document, FileResult, IngestReport, LoadError, Outcome
 
 Progress = Callable[[int, int, str], None]  # (done, total, current path)
-_FLUSH_BATCHES = 4  # embedding batches per write group: good batching, frequent commits
+
+
+REBUILD_MARKER = "rebuilding"  # in DATA_DIR while `ingest --rebuild` has not finished
+
+
+class IngestStopped(IndexUnavailable):
+    """Chroma was lost mid-run; ``report`` holds what the run did before it stopped."""
+
+    def __init__(self, reason: str, report: IngestReport) -> None:
+        super().__init__(reason)
+        self.report = report
+
+
+def rebuild_note(data_dir: Path) -> str | None:
+    """Why the index may be incomplete right now, if an ``ingest --rebuild`` is the reason."""
+    if not (data_dir / REBUILD_MARKER).exists():
+        return None
+    if ingest_running(data_dir):
+        return "the index is being rebuilt (ingest --rebuild): answers may miss documents"
+    return "an `ingest --rebuild` was interrupted; run `briefing ingest` to finish the index"
+
+
+def ingest_running(data_dir: Path) -> bool:
+    """Whether another process holds the ingest lock (without taking it)."""
+    try:
+        with open(data_dir / "ingest.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 @contextmanager
@@ -63,20 +96,25 @@ def content_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
+def _delete_present(store: IndexStore, ids: list[str]) -> int:
+    """Delete those of ``ids`` Chroma holds; return how many that was (the honest count)."""
+    present = list(store.metadatas(sorted(set(ids))))
+    store.delete(present)
+    return len(present)
+
+
 def repair(manifest: Manifest, store: IndexStore) -> int:
-    """Remove what a killed run left behind; return how many chunks were removed."""
+    """Remove what a killed run left behind; return how many chunks were actually removed."""
     removed = 0
     committed = manifest.all_chunk_ids()
     pending = manifest.pending()
-    stray = [cid for ids in pending.values() for cid in ids if cid not in committed]
+    stray = {cid for ids in pending.values() for cid in ids if cid not in committed}
     if stray:
-        store.delete(stray)
-        removed += len(stray)
+        removed += _delete_present(store, sorted(stray))
     with manifest.transaction():
         manifest.clear_pending(list(pending))
     for doc in manifest.orphan_docs():
-        store.delete(list(doc.chunk_ids))
-        removed += len(doc.chunk_ids)
+        removed += _delete_present(store, list(doc.chunk_ids))
         with manifest.transaction() as db:
             Manifest.drop_doc(db, doc.doc_id)
     # Safety net for anything the journal cannot explain (e.g. a manifest restored from a
@@ -94,6 +132,25 @@ def repair(manifest: Manifest, store: IndexStore) -> int:
                     db.execute("DELETE FROM files WHERE doc_id=?", (doc_id,))
                     Manifest.drop_doc(db, doc_id)
     return removed
+
+
+def chroma_alive(store: IndexStore) -> bool:
+    """Whether Chroma still answers: tells a lost server from a write it rejected."""
+    try:
+        store.client.heartbeat()
+        store.count()
+    except Exception:  # any failure to answer means it is gone, whatever the transport says
+        return False
+    return True
+
+
+def _lost(settings: IndexSettings, doing: str, err: Exception) -> IndexUnavailable:
+    where = (
+        f"the Chroma server {settings.chroma_host}:{settings.chroma_port}"
+        if settings.chroma_host
+        else f"embedded Chroma at {settings.chroma_dir}"
+    )
+    return IndexUnavailable(f"lost {where} while {doing} ({type(err).__name__}: {err})")
 
 
 @dataclass
@@ -132,30 +189,27 @@ class _Run:
                         FileResult(cand.display, outcome, None, len(q.chunks))
                     )
             return
+        self._write(items)
+
+    def _write(self, items: list[_Queued]) -> None:
+        """Embed and store ``items`` as one group; on failure, each document on its own, so
+        one bad document never takes the others in its group down with it."""
+        assert self.store is not None
         try:
-            self.manifest.add_pending({q.doc.doc_id: [c.chunk_id for c in q.chunks] for q in items})
-            all_chunks = [(q.doc, c) for q in items for c in q.chunks]
-            vectors = self.embeddings.embed_array(
-                [embed_text(d.title, c.text) for d, c in all_chunks]
-            )
-            self.store.upsert(
-                [c.chunk_id for _, c in all_chunks],
-                [c.text for _, c in all_chunks],
-                [chunk_metadata(d, c, d.path) for d, c in all_chunks],
-                vectors.tolist(),
-            )
-        except Exception as err:  # an embedding endpoint or Chroma failing: report, go on
+            self._write_group(self.store, items)
+        except Exception as err:
+            if not chroma_alive(self.store):
+                raise _lost(self.settings, f"writing {items[0].files[0][0].display}", err) from err
+            if len(items) > 1:
+                for q in items:
+                    self._write([q])
+                return
+            (q,) = items
+            self._forget_pending(q)
             reason = f"could not embed or store: {type(err).__name__}: {err}"
-            for q in items:
-                for cand, _ in q.files:
-                    self.report.results.append(FileResult(cand.display, Outcome.FAILED, reason))
+            for cand, _ in q.files:
+                self.report.results.append(FileResult(cand.display, Outcome.FAILED, reason))
             return
-        with self.manifest.transaction() as db:
-            for q in items:
-                Manifest.put_doc(db, q.doc, [c.chunk_id for c in q.chunks])
-                for cand, _ in q.files:
-                    Manifest.put_file(db, FileRow(cand.key, q.doc.doc_id, cand.size, cand.mtime_ns))
-            self.manifest.clear_pending([q.doc.doc_id for q in items])
         self.changed = True
         for q in items:
             self.report.embedded_chunks += len(q.chunks)
@@ -164,6 +218,37 @@ class _Run:
                 note = None if i == 0 else f"same content as {q.files[0][0].display}; indexed once"
                 count = len(q.chunks) if i == 0 else 0
                 self.report.results.append(FileResult(cand.display, outcome, note, count))
+
+    def _write_group(self, store: IndexStore, items: list[_Queued]) -> None:
+        self.manifest.add_pending({q.doc.doc_id: [c.chunk_id for c in q.chunks] for q in items})
+        all_chunks = [(q.doc, c) for q in items for c in q.chunks]
+        vectors = self.embeddings.embed_array([embed_text(d.title, c.text) for d, c in all_chunks])
+        store.upsert(
+            [c.chunk_id for _, c in all_chunks],
+            [c.text for _, c in all_chunks],
+            [chunk_metadata(d, c, d.path) for d, c in all_chunks],
+            vectors.tolist(),
+        )
+        with self.manifest.transaction() as db:
+            for q in items:
+                Manifest.put_doc(db, q.doc, [c.chunk_id for c in q.chunks])
+                for cand, _ in q.files:
+                    Manifest.put_file(db, FileRow(cand.key, q.doc.doc_id, cand.size, cand.mtime_ns))
+            self.manifest.clear_pending([q.doc.doc_id for q in items])
+
+    def _forget_pending(self, q: _Queued) -> None:
+        """Undo a failed write now: remove what reached Chroma and its journal row, so the
+        journal holds nothing a later run could trip on. (If this fails too, the next
+        run's repair does the same.)"""
+        assert self.store is not None
+        committed = self.manifest.all_chunk_ids()
+        try:
+            stray = [c.chunk_id for c in q.chunks if c.chunk_id not in committed]
+            _delete_present(self.store, stray)
+        except Exception:  # the next run's repair retries; the report already says why
+            return
+        with self.manifest.transaction():
+            self.manifest.clear_pending([q.doc.doc_id])
 
 
 def run_ingest(
@@ -177,37 +262,68 @@ def run_ingest(
 ) -> IngestReport:
     """Bring the index in line with the files under ``paths`` (default: the documents folder).
 
-    Raises IngestLocked, IndexMismatch, IndexUnavailable or ModelNotInstalled for fatal
-    conditions; per-file problems are reported in the returned IngestReport instead.
+    Raises UsageError (the documents folder is missing), IngestLocked, IndexMismatch,
+    IndexUnavailable (IngestStopped, with the report so far, when Chroma is lost mid-run)
+    or ModelNotInstalled for fatal conditions; per-file problems are reported in the
+    returned IngestReport instead, and one file's failure never fails another.
     """
     started = time.perf_counter()
     report = IngestReport(dry_run=dry_run)
+    if not paths and not settings.documents_dir.is_dir():
+        raise UsageError(
+            f"the documents folder {settings.documents_dir.absolute()} does not exist: "
+            "create it, set DOCUMENTS_DIR, or name files or folders to ingest"
+        )
     roots = list(paths) if paths else [settings.documents_dir]
     with ingest_lock(settings.data_dir):
         embeddings = embeddings or make_embeddings(settings)
         manifest = Manifest(settings.manifest_path)
+        marker = settings.data_dir / REBUILD_MARKER
         try:
             if rebuild and not dry_run:
+                marker.touch()  # readers say "being rebuilt" rather than "no documents"
                 drop_index(settings)
                 manifest.reset()
             store = open_index(settings, embeddings)
+            try:
+                _run_steps(settings, manifest, store, embeddings, report, roots, progress)
+            except IndexUnavailable as err:
+                raise IngestStopped(str(err), report) from err
+            except Exception as err:  # Chroma failing outside a file's write
+                if chroma_alive(store):
+                    raise
+                raise IngestStopped(str(_lost(settings, "ingesting", err)), report) from err
             if not dry_run:
-                report.repaired = repair(manifest, store)
-            run = _Run(settings, manifest, None if dry_run else store, embeddings, report)
-            _ingest_files(run, roots, progress)
-            run.flush()
-            if not dry_run:
-                _finish(run)
-                if run.changed or report.repaired:
-                    store.bump_generation()
-                # The BM25 files follow, touching only the documents this run changed.
-                LexicalFiles(settings.data_dir).update_after_ingest(store, store.generation())
+                marker.unlink(missing_ok=True)
         finally:
             report.seconds = time.perf_counter() - started
             if not dry_run:
                 manifest.record_run(_run_record(report))
             manifest.close()
     return report
+
+
+def _run_steps(
+    settings: IndexSettings,
+    manifest: Manifest,
+    store: IndexStore,
+    embeddings: IndexEmbeddings,
+    report: IngestReport,
+    roots: list[Path],
+    progress: Progress | None,
+) -> None:
+    dry_run = report.dry_run
+    if not dry_run:
+        report.repaired = repair(manifest, store)
+    run = _Run(settings, manifest, None if dry_run else store, embeddings, report)
+    _ingest_files(run, roots, progress)
+    run.flush()
+    if not dry_run:
+        _finish(run)
+        if run.changed or report.repaired:
+            store.bump_generation()
+        # The BM25 files follow, touching only the documents this run changed.
+        LexicalFiles(settings.data_dir).update_after_ingest(store, store.generation())
 
 
 def _ingest_files(run: _Run, roots: list[Path], progress: Progress | None) -> None:
@@ -276,7 +392,8 @@ def _ingest_files(run: _Run, roots: list[Path], progress: Progress | None) -> No
             report.results.append(FileResult(cand.display, Outcome.FAILED, "no text to index"))
             continue
         run.queue[doc_id] = _Queued(doc, chunks, [(cand, outcome)])
-        if run.queued_chunks() >= run.settings.embed_batch_size * _FLUSH_BATCHES:
+        # Commit every embedding batch: a killed run loses at most one batch of work.
+        if run.queued_chunks() >= run.settings.embed_batch_size:
             run.flush()
 
     # Files that vanished (and were not renamed): their documents become orphans.
