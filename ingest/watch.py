@@ -28,7 +28,7 @@ from ingest.embeddings import IndexEmbeddings, make_embeddings
 from ingest.errors import UsageError
 from ingest.ignore import ignored_path
 from ingest.loaders import SUPPORTED_SUFFIXES
-from ingest.pipeline import IngestLocked, run_ingest
+from ingest.pipeline import IngestLocked, IngestStopped, run_ingest
 from ingest.settings import IndexSettings
 from ingest.types import IngestReport
 
@@ -126,7 +126,8 @@ def watch(
 
     ``on_report`` gets every run's report (including runs that changed nothing).
     ``on_ready`` is called once the folder is being watched. Raises FolderMissing, and the
-    ingest's fatal errors (IndexMismatch, IndexUnavailable, ModelNotInstalled); a lock
+    ingest's fatal errors (IndexMismatch, IndexUnavailable, ModelNotInstalled; after
+    IngestStopped, ``on_report`` gets the partial report first); a lock
     held by another ingest (a manual ``briefing ingest``, the bot's /ingest) only delays
     the run until the lock is free.
     """
@@ -174,5 +175,8 @@ def watch(
             log.info("ingest busy, the watcher's run is queued: %s", err)
             stop.wait(LOCKED_RETRY_S)
             continue
+        except IngestStopped as err:  # Chroma lost mid-run: report what was done, then stop
+            on_report(err.report)
+            raise
         due = False
         on_report(report)
