@@ -209,10 +209,8 @@ def period_conflict(asked: Period, given: Period | None, *, amount: bool) -> boo
 _GENERIC_CAPS_TEXT = """
     q1 q2 q3 q4 h1 h2 gdp cpi ppi ev evs r&d teu ceo cfo coo cto i fy the a an in of what who
     which when where how why is was were did does do are total first second third fourth
-    january february march april may june july august september october november december
-    jan feb mar apr jun jul aug sep sept oct nov dec
 """
-_GENERIC_CAPS = frozenset(_GENERIC_CAPS_TEXT.split())
+_GENERIC_CAPS = frozenset(_GENERIC_CAPS_TEXT.split()) | frozenset(MONTHS)  # and every month
 _CAP_RUN_RE = re.compile(r"[A-Z][\w&'’.-]*[\w](?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w&'’.-]*[\w])*")
 _CJK_PLACE_RE = re.compile(rf"([{CJK_CHARS}]{{2,3}}?)(?:市委|市|省|县)")
 _CJK_COMPANY_RE = re.compile(rf"([{CJK_CHARS}]{{2,4}}?)(?:科技|集团|股份|公司|银行|控股|电网|医药)")
