@@ -14,6 +14,8 @@ from pathlib import Path
 from ingest.ignore import ignored_name
 from ingest.loaders import SUPPORTED_SUFFIXES
 
+MAX_DEPTH = 100  # folder levels below a documents folder that are read
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
@@ -39,12 +41,17 @@ def display_path(key: str, base: str) -> str:
     return key if rel.startswith("..") else rel
 
 
-def _inside(path: Path, root: Path) -> bool:
+def _link_problem(path: Path, root: Path) -> str | None:
+    """Why the symlink ``path`` is not followed, or None when it stays inside ``root``."""
     try:
-        path.resolve().relative_to(root.resolve())
-    except (ValueError, OSError):
-        return False
-    return True
+        target = path.resolve()
+    except (RuntimeError, OSError):  # ELOOP: Python 3.11 raises RuntimeError, later OSError
+        return "symlink loop (not followed)"
+    try:
+        target.relative_to(root.resolve())
+    except (ValueError, RuntimeError, OSError):
+        return "symlink leads outside the ingested folder (not followed)"
+    return None
 
 
 def _check(path: Path, root: Path, base: str, max_bytes: int) -> Candidate | Rejected | None:
@@ -52,8 +59,9 @@ def _check(path: Path, root: Path, base: str, max_bytes: int) -> Candidate | Rej
     shown = display_path(key, base)
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         return None
-    if path.is_symlink() and not _inside(path, root):
-        return Rejected(key, shown, "symlink leads outside the ingested folder (not followed)")
+    problem = _link_problem(path, root) if path.is_symlink() else None
+    if problem:
+        return Rejected(key, shown, problem)
     try:
         st = path.stat()
     except OSError as err:
@@ -71,13 +79,45 @@ def _check(path: Path, root: Path, base: str, max_bytes: int) -> Candidate | Rej
     return Candidate(key, shown, st.st_size, st.st_mtime_ns)
 
 
-def _walk(root: Path) -> list[Path]:
-    """Files below ``root``, skipping hidden and temporary ones (``ingest.ignore``)."""
+def _walk(root: Path, base: str) -> tuple[list[Path], list[Rejected]]:
+    """Files below ``root``, skipping hidden and temporary ones (``ingest.ignore``), and the
+    folders that could not be read.
+
+    Iterative, not ``os.walk``: on Python 3.11 that recurses once per level, and a folder
+    1,000 levels deep ended the whole run with a RecursionError. Folders nested deeper than
+    MAX_DEPTH are reported rather than read (no real document collection goes that deep).
+    """
     out: list[Path] = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = [d for d in dirs if not ignored_name(d)]  # prune: nothing below is read
-        out.extend(Path(folder) / f for f in files if not ignored_name(f))
-    return out
+    problems: list[Rejected] = []
+    stack: list[tuple[str, int]] = [(os.fspath(root), 0)]
+    while stack:
+        folder, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            key = os.path.abspath(folder)
+            reason = f"folder nested more than {MAX_DEPTH} levels deep (not read)"
+            problems.append(Rejected(key, display_path(key, base), reason))
+            continue
+        try:
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except OSError as err:
+            key = os.path.abspath(folder)
+            problems.append(
+                Rejected(key, display_path(key, base), f"cannot read folder: {err.strerror or err}")
+            )
+            continue
+        for entry in listed:
+            if ignored_name(entry.name):
+                continue  # pruned: nothing below a hidden or temporary folder is read
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                stack.append((entry.path, depth + 1))
+            else:
+                out.append(Path(entry.path))
+    return out, problems
 
 
 def scan(
@@ -92,7 +132,9 @@ def scan(
         root_abs = os.path.abspath(root)
         if root.is_dir():
             prefixes.append(root_abs.rstrip(os.sep) + os.sep)
-            paths = sorted(_walk(root))
+            walked, problems = _walk(root, base)
+            paths = sorted(walked)
+            rejected.update((p.key, p) for p in problems)
             walk_root = root
         else:
             prefixes.append(root_abs)

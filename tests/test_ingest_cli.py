@@ -112,3 +112,28 @@ def test_fatal_errors_exit_3_with_a_clear_message(tmp_path: Path, cli_env: dict[
     assert result.returncode == 3
     assert "briefing models install" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_symlink_loop_and_very_deep_folders_are_reported_not_fatal(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.txt").write_text(GOOD)
+    (docs / "self.txt").symlink_to("self.txt")  # ELOOP
+    (docs / "ping.txt").symlink_to("pong.txt")
+    (docs / "pong.txt").symlink_to("ping.txt")
+    deep = docs
+    for _ in range(1000):  # os.walk recursed once per level: RecursionError
+        deep = deep / "d"
+        deep.mkdir()
+    (deep / "deep.txt").write_text("A note kept far too deep.")
+    result = run_cli(["ingest", "--json"], cli_env, tmp_path)
+    assert result.returncode == 1, result.stderr
+    files = {Path(f["path"]).name: f for f in json.loads(result.stdout)["files"]}
+    assert files["good.txt"]["outcome"] == "added"
+    for name in ("self.txt", "ping.txt", "pong.txt"):
+        assert files[name]["outcome"] == "failed"
+        assert "symlink loop" in files[name]["reason"]
+    (deep_report,) = [f for f in files.values() if f["path"].startswith("d/d/")]
+    assert "levels deep" in deep_report["reason"]
