@@ -121,7 +121,7 @@ class LLMAnswerer:
         return self._to_answer(reply, hits, (time.perf_counter() - started) * 1000)
 
     def _to_answer(self, reply: str, hits: Sequence[Hit], llm_ms: float) -> Answer:
-        timings = {"llm": llm_ms}
+        timings = {"llm_ms": llm_ms}
 
         def refusal(notes: list[str]) -> Answer:
             return Answer(

@@ -7,46 +7,22 @@ thread. No Telegram types here.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 
 from bot.extractive import extractive_answer
 from bot.followup import condense_offline
 from bot.history import History
+from bot.index_info import IndexInfo
 from bot.llm import LLMAnswerer, LLMError
 from bot.retrieval import Retriever
 from bot.settings import Settings
 from bot.types import Answer, Hit
 from ingest.embeddings import IndexEmbeddings, make_embeddings
 from ingest.lexical_store import LexicalFiles
-from ingest.manifest import Manifest
-from ingest.pipeline import run_ingest
 from ingest.store import IndexStore, open_index
-from ingest.types import FileResult, IngestReport, Outcome
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class DocInfo:
-    title: str
-    date: str | None
-    path: str
-    url: str | None
-    chunks: int
-
-
-@dataclass(frozen=True, slots=True)
-class IndexStatus:
-    documents: int
-    chunks: int
-    last_ingest: datetime | None
-    last_failures: list[FileResult] = field(default_factory=list)
-    embedding_model: str = ""
-    answerer: str = "extractive"
-    date_range: tuple[str | None, str | None] = (None, None)
 
 
 class AnswerService:
@@ -75,7 +51,8 @@ class AnswerService:
                 max_tokens=settings.llm_max_tokens,
             )
         self.history = History(turns=settings.history_turns, ttl_s=settings.history_ttl_s)
-        self._ingest_lock = threading.Lock()
+        # /status, /docs and /ingest: the same index and loaded model, read for the admin.
+        self.index = IndexInfo(settings, self.store, self.embeddings, self.answerer_name)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AnswerService:
@@ -101,7 +78,7 @@ class AnswerService:
                 standalone = self.llm.condense(question, history)
             except LLMError as err:
                 log.warning("LLM condense failed, using offline follow-up: %s", err)
-        timings["condense"] = (time.perf_counter() - started) * 1000
+        timings["condense_ms"] = (time.perf_counter() - started) * 1000
         return standalone
 
     def answer(
@@ -127,8 +104,8 @@ class AnswerService:
                 answer.notes.append(f"LLM unavailable ({err}); answered extractively")
         else:
             answer = self._extractive(standalone, hits)
-        timings["answer"] = (time.perf_counter() - answer_started) * 1000
-        timings["total"] = (time.perf_counter() - started) * 1000
+        timings["answer_ms"] = (time.perf_counter() - answer_started) * 1000
+        timings["total_ms"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = {**timings, **answer.timings_ms}
         answer.question = standalone
         self.history.add(conversation, standalone)
@@ -139,48 +116,3 @@ class AnswerService:
 
     def forget(self, conversation: str) -> None:
         self.history.forget(conversation)
-
-    # -- index facts ----------------------------------------------------------------------
-
-    def _manifest(self) -> Manifest:
-        return Manifest(self.settings.manifest_path)
-
-    def status(self) -> IndexStatus:
-        manifest = self._manifest()
-        try:
-            docs = manifest.docs()
-            last = manifest.last_run()
-        finally:
-            manifest.close()
-        dates = sorted(d.date for d in docs if d.date)
-        failures: list[FileResult] = []
-        last_at: datetime | None = None
-        if last is not None:
-            last_at = datetime.fromisoformat(last[0])
-            failures = [
-                FileResult(f["path"], Outcome.FAILED, f["reason"])
-                for f in last[1].get("failures", [])
-            ]
-        return IndexStatus(
-            documents=len(docs),
-            chunks=self.store.count(),
-            last_ingest=last_at,
-            last_failures=failures,
-            embedding_model=self.embeddings.name,
-            answerer=self.answerer_name,
-            date_range=(dates[0], dates[-1]) if dates else (None, None),
-        )
-
-    def recent_documents(self, n: int = 10) -> list[DocInfo]:
-        manifest = self._manifest()
-        try:
-            docs = manifest.docs()
-        finally:
-            manifest.close()
-        docs.sort(key=lambda d: (d.date or "", d.ingested_at), reverse=True)
-        return [DocInfo(d.title, d.date, d.path, d.url, len(d.chunk_ids)) for d in docs[:n]]
-
-    def run_ingest(self) -> IngestReport:
-        """Re-ingest the documents folder (admin command); the retriever notices the change."""
-        with self._ingest_lock:
-            return run_ingest(self.settings, embeddings=self.embeddings)

@@ -36,7 +36,6 @@ CREATE TABLE IF NOT EXISTS pending(doc_id TEXT PRIMARY KEY, chunk_ids TEXT NOT N
 CREATE TABLE IF NOT EXISTS runs(
     id INTEGER PRIMARY KEY AUTOINCREMENT, finished_at TEXT NOT NULL, report TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -84,15 +83,6 @@ class Manifest:
             raise
         self.db.execute("COMMIT")
 
-    # -- meta ------------------------------------------------------------------------------
-
-    def get_meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
-
     # -- files -----------------------------------------------------------------------------
 
     def files(self) -> dict[str, FileRow]:
@@ -134,12 +124,6 @@ class Manifest:
             "FROM docs WHERE doc_id NOT IN (SELECT doc_id FROM files)"
         ).fetchall()
         return [_doc_row(r) for r in rows]
-
-    def chunk_total(self) -> int:
-        total = 0
-        for (ids,) in self.db.execute("SELECT chunk_ids FROM docs"):
-            total += len(json.loads(ids))
-        return total
 
     def all_chunk_ids(self) -> set[str]:
         out: set[str] = set()

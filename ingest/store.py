@@ -1,8 +1,9 @@
 """The Chroma side of the index: one collection of chunks, embedded or on a Chroma server.
 
-Writes go through the chromadb collection (we embed ``title + text`` but store the exact
-chunk text, which LangChain's ``add_texts`` cannot express); dense search goes through
-``langchain_chroma.Chroma``. The collection's metadata records which embedding model
+Reads and writes go straight through the chromadb collection: we embed ``title + text``
+but store the exact chunk text (LangChain's ``add_texts`` cannot express that), and a dense
+search is one ``collection.query`` whose rows become ``IndexedChunk`` directly, with no
+LangChain ``Document`` in between. The collection's metadata records which embedding model
 built it, and a generation counter that readers use to notice a re-ingest.
 """
 
@@ -15,8 +16,6 @@ from typing import Any, Protocol
 import chromadb
 from chromadb.api import ClientAPI
 from chromadb.config import Settings as ChromaClientSettings
-from langchain_chroma import Chroma
-from langchain_core.embeddings import Embeddings
 
 # Re-exported: callers have long imported these from here.
 from ingest.errors import IndexMismatch as IndexMismatch
@@ -102,6 +101,16 @@ def to_indexed(chunk_id: str, text: str, meta: dict[str, Any]) -> IndexedChunk:
     )
 
 
+def _rows(got: Any) -> list[IndexedChunk]:
+    """The chunks of one ``collection.get`` result (ids, documents, metadatas)."""
+    return [
+        to_indexed(cid, text or "", dict(meta or {}))
+        for cid, text, meta in zip(
+            got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
+        )
+    ]
+
+
 def _batches(items: Sequence[str], size: int = _PAGE) -> Iterator[list[str]]:
     for i in range(0, len(items), size):
         yield list(items[i : i + size])
@@ -121,13 +130,6 @@ class IndexStore:
         self.collection = collection
         self.name = name
         self.embeddings = embeddings
-        lc_embeddings = embeddings if isinstance(embeddings, Embeddings) else None
-        self.vectorstore = Chroma(
-            client=client,
-            collection_name=name,
-            embedding_function=lc_embeddings,
-            create_collection_if_not_exists=False,
-        )
 
     # -- reading -------------------------------------------------------------------------
 
@@ -159,22 +161,16 @@ class IndexStore:
             got = self.collection.get(
                 include=["documents", "metadatas"], limit=_PAGE, offset=offset
             )
-            for cid, text, meta in zip(
-                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
-            ):
-                out.append(to_indexed(cid, text or "", dict(meta or {})))
+            out.extend(_rows(got))
             if len(got["ids"]) < _PAGE:
                 return out
             offset += _PAGE
 
     def get_chunks(self, ids: Sequence[str]) -> list[IndexedChunk]:
+        """The chunks with these ids (the saved BM25 index fetches what an ingest added)."""
         out: list[IndexedChunk] = []
         for batch in _batches(ids):
-            got = self.collection.get(ids=batch, include=["documents", "metadatas"])
-            for cid, text, meta in zip(
-                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
-            ):
-                out.append(to_indexed(cid, text or "", dict(meta or {})))
+            out.extend(_rows(self.collection.get(ids=batch, include=["documents", "metadatas"])))
         return out
 
     def dense_search(
@@ -183,13 +179,21 @@ class IndexStore:
         """Nearest chunks by cosine similarity (higher is better)."""
         if k <= 0:
             return []
-        found = self.vectorstore.similarity_search_by_vector_with_relevance_scores(
-            query_embedding, k=k, filter=where
+        got = self.collection.query(
+            query_embeddings=[query_embedding],
+            n_results=k,
+            where=where,
+            include=["documents", "metadatas", "distances"],
         )
-        # The collection uses cosine space, so Chroma's distance is 1 - cosine similarity.
+        # One query embedding in, so every column holds one row list. The collection uses
+        # cosine space: Chroma's distance is 1 - cosine similarity.
+        ids = got["ids"][0]
+        texts = (got["documents"] or [[]])[0]
+        metas = (got["metadatas"] or [[]])[0]
+        distances = (got["distances"] or [[]])[0]
         return [
-            (to_indexed(str(doc.id), doc.page_content, dict(doc.metadata)), 1.0 - float(dist))
-            for doc, dist in found
+            (to_indexed(cid, text or "", dict(meta or {})), 1.0 - float(dist))
+            for cid, text, meta, dist in zip(ids, texts, metas, distances, strict=True)
         ]
 
     # -- writing (ingest only) -------------------------------------------------------------

@@ -102,7 +102,7 @@ def test_request_carries_numbered_passages_question_and_max_tokens(
     assert citation.quote == (
         "Imports and exports in Qingdao totaled 341.81 billion yuan from January to July."
     )
-    assert answer.timings_ms["llm"] > 0
+    assert answer.timings_ms["llm_ms"] > 0
 
 
 def test_openai_itself_gets_max_completion_tokens_only(server: FakeOpenAIServer) -> None:
