@@ -38,7 +38,7 @@ async def cmd_ingest(update: Update, context: Context) -> None:
     await message.reply_text("Ingesting the documents folder…")
     service = state_of(context).service
     try:
-        report = await asyncio.to_thread(service.run_ingest)
+        report = await asyncio.to_thread(service.index.reingest)
     except INGEST_REFUSALS as err:  # e.g. the watcher is mid-run: say why, not "sorry"
         await message.reply_text(f"Ingest did not run: {err}")
         return
@@ -63,7 +63,7 @@ async def cmd_status(update: Update, context: Context) -> None:
         return
     message = update.effective_message
     assert message is not None
-    status = await asyncio.to_thread(state_of(context).service.status)
+    status = await asyncio.to_thread(state_of(context).service.index.status)
     first, last = status.date_range
     last_ingest = (
         status.last_ingest.isoformat(timespec="seconds") if status.last_ingest else "never"
@@ -89,7 +89,7 @@ async def cmd_docs(update: Update, context: Context) -> None:
         return
     message = update.effective_message
     assert message is not None
-    docs = await asyncio.to_thread(state_of(context).service.recent_documents, 10)
+    docs = await asyncio.to_thread(state_of(context).service.index.recent_documents, 10)
     if not docs:
         await message.reply_text("The index is empty — run /ingest.")
         return

@@ -274,7 +274,7 @@ async def cmd_help(update: Update, context: Context) -> None:
     message = update.effective_message
     if message is None or not await admitted(update, context):
         return
-    status = await asyncio.to_thread(state_of(context).service.status)
+    status = await asyncio.to_thread(state_of(context).service.index.status)
     first, last = status.date_range
     span = f" from {esc(first)} to {esc(last)}" if first and last else ""
     group_hint = (
