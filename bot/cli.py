@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bot.settings import Settings, load_settings
-from ingest.errors import ConfigError
+from ingest.errors import BriefingError, ConfigError, exit_status
 from ingest.onnx_export import ModelNotInstalled
 from ingest.pipeline import IngestLocked, Progress
 from ingest.store import IndexMismatch, IndexUnavailable
@@ -301,8 +301,9 @@ def run_telegram_bot(settings: Settings, watch: bool) -> None:
         )
     try:
         run_bot(settings)
-    except FATAL_ERRORS as err:
-        fail(str(err))
+    except BriefingError as err:  # token rejected: usage (2); Telegram or index unusable: 3
+        click.secho(f"Error: {err}", fg="red", err=True)
+        sys.exit(exit_status(err))
 
 
 def main() -> None:

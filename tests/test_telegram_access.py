@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from bot.telegram.access import (
-    AccessPolicy,
-    SlidingWindowLimiter,
-    Verdict,
-    clip_question,
-    question_from_mention,
-)
+from bot.telegram.access import AccessPolicy, SlidingWindowLimiter, Verdict
+from bot.telegram.questions import clip_question, question_from_mention
 
 GROUP = -100
 

@@ -263,6 +263,35 @@ async def test_flood_control_and_network_errors_are_retried(
     assert times[1] - times[0] >= 1.0  # waited retry_after before trying again
 
 
+async def test_bot_keeps_serving_through_500s_and_429s(fake: FakeTelegram, bot: BotApp) -> None:
+    fake.fail_next(2, method="getUpdates", code=500, description="Internal Server Error")
+    [first] = await ask(fake, ALICE, QINGDAO)  # polling retried past the 500s
+    assert is_cited_answer(first)
+    fake.fail_next(2, method="sendMessage", retry_after=1)  # flood control, twice
+    [second] = await ask(fake, BOB, QINGDAO)
+    assert is_cited_answer(second)
+    # More 500s than the retries: that answer is lost, the user hears so once, politely.
+    fake.fail_next(4, method="sendMessage", code=500, description="Internal Server Error")
+    [sorry] = await ask(fake, ALICE, QINGDAO)
+    assert sorry["text"] == SORRY
+    [after] = await ask(fake, ALICE, QINGDAO)
+    assert is_cited_answer(after)
+
+
+async def test_refusal_shows_the_answerers_own_refusal_text_once(
+    fake: FakeTelegram, bot: BotApp, service: ScriptedService
+) -> None:
+    question = "What is the GDP of Mars?"
+    refusal = service.answer(question)  # the real refusal, whatever its wording
+    assert refusal.refused
+    [reply] = await ask(fake, ALICE, question)
+    head = reply["text"].split("Nearest documents")[0]
+    assert head.startswith(refusal.text.strip())
+    assert reply["text"].count(refusal.text.strip()) == 1
+    assert "in the briefings" not in head  # the old second refusal line (issue 8)
+    assert "reply_markup" not in reply  # no passages to show
+
+
 async def test_service_error_gets_a_polite_reply_and_the_bot_keeps_serving(
     fake: FakeTelegram, bot: BotApp, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -6,15 +6,10 @@ import random
 
 import pytest
 
-from bot.telegram.render import (
-    TELEGRAM_LIMIT,
-    render_answer,
-    render_passages,
-    source_line,
-    split_html,
-    utf16_len,
-    visible_length,
-)
+from bot.extractive import extractive_answer
+from bot.formatting import format_answer, source_line
+from bot.telegram.html_split import TELEGRAM_LIMIT, split_html, utf16_len, visible_length
+from bot.telegram.render import render_answer, render_passages
 from bot.types import Answer, Citation, Hit
 from tests.fake_telegram_html import EntityParseError, parse_html
 from tests.hits import make_hit
@@ -50,8 +45,8 @@ def test_answer_has_markers_sources_and_quote() -> None:
 
 
 def test_source_without_link_names_the_file_and_unsafe_links_are_not_clickable() -> None:
-    assert "<code>qingdao.txt</code>" in source_line(2, hit(url=None))
-    line = source_line(1, hit(url="javascript:alert(1)"))
+    assert "<code>qingdao.txt</code>" in source_line(hit(url=None), 2, html=True)
+    line = source_line(hit(url="javascript:alert(1)"), 1, html=True)
     assert "<a " not in line
     assert "javascript:alert(1)" in parse_html(line)
 
@@ -73,12 +68,33 @@ def test_strict_parser_rejects_what_telegram_rejects() -> None:
     assert parse_html('<a href="https://x.org">x</a> &lt;&amp;&gt; &#128512;') == "x <&> 😀"
 
 
-def test_refusal_says_so_and_lists_nearest_documents() -> None:
-    answer = Answer(text="No passage states that.", refused=True, nearest=[hit(), hit(title="B")])
-    shown = parse_html(render_answer(answer))
-    assert shown.startswith("I could not find this in the briefings.")
+def test_refusal_says_so_once_and_lists_nearest_documents() -> None:
+    # The answerer's real refusal (no passage carries the answer), not a copy of its wording.
+    refusal = extractive_answer("What is the GDP of Mars?", [hit(), hit(title="B")])
+    assert refusal.refused
+    html = render_answer(refusal)
+    shown = parse_html(html)
+    refusal_line = refusal.text.strip()
+    assert shown.startswith(refusal_line)
+    assert shown.count(refusal_line) == 1
+    # No second refusal sentence before the nearest documents (the doubled line, issue 8).
+    before_nearest = shown.split("Nearest documents")[0]
+    assert before_nearest.count("could not find") + before_nearest.count("not in the") <= 1
     assert "[1] Qingdao trade" in shown
     assert "[2] B" in shown
+
+
+def test_one_source_line_renders_plain_and_html() -> None:
+    source = hit(title="Tom & Jerry <Trade>", page=3)
+    plain = source_line(source, 1)
+    assert plain == ("[1] Tom & Jerry <Trade> — 2020-09-04 — https://example.org/article/1, p. 3")
+    assert parse_html(source_line(source, 1, html=True)) == (
+        "[1] Tom & Jerry <Trade> — 2020-09-04 — example.org, p. 3"
+    )
+    unlinked = hit(url=None)
+    assert source_line(unlinked) == "Qingdao trade — 2020-09-04 — briefings/qingdao.txt"
+    answer = Answer(text="x [1]", citations=[Citation(1, source, "Intro sentence.")])
+    assert plain in format_answer(answer)
 
 
 def test_passages_bold_the_quote_inside_the_full_passage() -> None:

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from bot.settings import Settings
+from ingest.errors import ExitStatus
 from tests.conftest import ROOT
 from tests.fake_telegram import FakeTelegram
 
@@ -39,8 +40,8 @@ async def start_bot(
         TELEGRAM_BOT_TOKEN=fake.token,
         TELEGRAM_API_BASE_URL=fake.api_base,
         LOG_LEVEL="DEBUG",  # the most verbose logs must still hide the token
-        **extra,
     )
+    env.update(extra)
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.cli", "bot",
         cwd=cwd, env=env, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -107,3 +108,52 @@ async def test_webhook_bot_checks_the_secret_and_answers(
         assert "[1]" in reply["text"]
     finally:
         await stop_bot(process, fake.token)
+
+
+# ---------------------------------------------------------------------------- fault suite: Bot API
+
+
+async def run_until_exit(
+    fake: FakeTelegram, settings: Settings, cwd: Path, **extra: str
+) -> tuple[int, str]:
+    process = await start_bot(fake, settings, cwd, **extra)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    output = stdout.decode() + stderr.decode()
+    assert process.returncode is not None
+    return process.returncode, output
+
+
+@pytest.mark.slow
+async def test_rejected_token_is_one_line_and_a_usage_exit_and_never_printed(
+    fake: FakeTelegram, examples_settings: Settings, tmp_path: Path
+) -> None:
+    wrong = "999999:WRONG-s3cret-token-0123456789"
+    code, output = await run_until_exit(fake, examples_settings, tmp_path, TELEGRAM_BOT_TOKEN=wrong)
+    assert code == ExitStatus.USAGE
+    assert output.rstrip().splitlines()[-1] == (
+        "Error: Telegram rejected TELEGRAM_BOT_TOKEN (401 Unauthorized): "
+        "copy the token again from @BotFather"
+    )
+    assert "Traceback" not in output  # at LOG_LEVEL=DEBUG, the most verbose
+    assert wrong not in output
+    assert "WRONG-s3cret" not in output
+    assert "Invalid token. Aborting retry loop. (InvalidToken)" in output  # PTB's line, no trace
+
+
+@pytest.mark.slow
+async def test_unreachable_bot_api_is_retried_then_one_line_and_a_fatal_exit(
+    fake: FakeTelegram, examples_settings: Settings, tmp_path: Path
+) -> None:
+    closed = f"http://127.0.0.1:{_free_port()}/bot"
+    code, output = await run_until_exit(
+        fake, examples_settings, tmp_path, TELEGRAM_API_BASE_URL=closed
+    )
+    assert code == ExitStatus.FATAL
+    assert output.count("getMe: NetworkError, retrying") == 3
+    last = output.rstrip().splitlines()[-1]
+    assert last == (
+        f"Error: the Telegram Bot API at {closed} could not be reached (NetworkError) after retries"
+    )
+    assert "Traceback" not in output
+    assert fake.token not in output
+    assert len(output.splitlines()) < 60  # not a 242-line traceback (at LOG_LEVEL=DEBUG)

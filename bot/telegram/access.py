@@ -1,6 +1,7 @@
-"""Who may ask, how often, and how much: allowlists, admins, a rate limit, question length.
+"""Who may ask, and how often: allowlists, admins, a per-user rate limit.
 
-Pure and clock-injectable, so the rules are tested without Telegram.
+Pure and clock-injectable, so the rules are tested without Telegram; ``bot.telegram.gate``
+applies them to every update.
 """
 
 from __future__ import annotations
@@ -88,33 +89,3 @@ class SlidingWindowLimiter:
         stale = [k for k, ev in self._events.items() if not ev or now - ev[-1] >= self.window_s]
         for key in stale:
             del self._events[key]
-
-
-def clip_question(text: str, max_chars: int) -> tuple[str, bool]:
-    """The question cut to ``max_chars`` (at a word boundary when one is near); True if cut."""
-    text = text.strip()
-    if max_chars <= 0 or len(text) <= max_chars:
-        return text, False
-    cut = text[:max_chars]
-    space = cut.rfind(" ")
-    if space >= max_chars * 0.8:
-        cut = cut[:space]
-    return cut.rstrip(), True
-
-
-def question_from_mention(text: str, bot_username: str) -> str:
-    """The question with ``@bot_username`` removed (groups address the bot by mention)."""
-    if not bot_username:
-        return text.strip()
-    handle = "@" + bot_username
-    lowered = text.lower()
-    out = []
-    i = 0
-    while True:
-        at = lowered.find(handle.lower(), i)
-        if at < 0:
-            out.append(text[i:])
-            break
-        out.append(text[i:at])
-        i = at + len(handle)
-    return " ".join("".join(out).split())

@@ -1,8 +1,12 @@
 """The Telegram application: wiring, error handling, log redaction, polling or webhook.
 
-``build_application`` makes a python-telegram-bot ``Application`` from ``Settings``;
-``run_bot`` runs it (long polling, or a webhook when ``webhook_url`` is set). PTB's
-``run_*`` install SIGINT/SIGTERM/SIGABRT handlers that stop the bot cleanly.
+``build_application`` makes a python-telegram-bot ``Application`` from ``Settings``: typed
+``bot_data``/``chat_data`` (``bot.telegram.context``), one access and rate-limit gate in
+handler group -1 (``bot.telegram.gate``), admin commands behind ``filters.User``, the
+sources button as arbitrary callback data, and ``AIORateLimiter`` with network retries
+(``bot.telegram.sending``). ``run_bot`` runs it (long polling, or a webhook when
+``WEBHOOK_URL`` is set); PTB's ``run_*`` stop cleanly on SIGINT/SIGTERM/SIGABRT. A token
+Telegram rejects, or a Bot API that cannot be reached, ends it with one line.
 """
 
 from __future__ import annotations
@@ -11,18 +15,18 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr
 from telegram import BotCommand, BotCommandScopeChat, Update
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
     CommandHandler,
+    InvalidCallbackData,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -30,8 +34,11 @@ from bot.service import AnswerService
 from bot.settings import Settings
 from bot.telegram import admin, handlers
 from bot.telegram.access import AccessPolicy, SlidingWindowLimiter
-from bot.telegram.handlers import STATE_KEY, BotState, Context
+from bot.telegram.context import CONTEXT_TYPES, Context, ShowPassages
+from bot.telegram.gate import make_gate
+from bot.telegram.questions import QUESTION_TEXT
 from bot.telegram.sending import RetryingLimiter
+from ingest.errors import ConfigError, FatalError, IndexRebuilding
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,15 @@ ADMIN_COMMANDS = [
 ]
 
 SORRY = "Sorry — something went wrong while handling your message. Please try again."
+REBUILDING = "The documents are being re-indexed right now — please ask again in a minute."
+
+
+class TokenRejected(ConfigError):
+    """Telegram answered 401: the bot token is wrong or was revoked."""
+
+
+class TelegramUnreachable(FatalError):
+    """The Bot API could not be reached, after the retries."""
 
 
 # ---------------------------------------------------------------------------- logging
@@ -85,9 +101,26 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class OneLineStartFailures(logging.Filter):
+    """PTB logs a failed start (token rejected, Bot API unreachable) with its whole traceback,
+    which ``run_bot`` then reports again as one line: keep PTB's line, drop the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, InvalidToken | NetworkError):
+            record.msg = f"{record.getMessage()} ({type(error).__name__})"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def protect_logs(token: str, handlers: Iterable[logging.Handler] | None = None) -> None:
-    """Keep ``token`` out of the logs: redact it on every (root) handler, quieten httpx."""
+    """Keep ``token`` out of the logs: redact it on every (root) handler, quieten httpx, and
+    cut PTB's tracebacks of a failed start to one line."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    ptb = logging.getLogger("telegram.ext")
+    if not any(isinstance(f, OneLineStartFailures) for f in ptb.filters):
+        ptb.addFilter(OneLineStartFailures())
     redact = RedactSecrets([token])
     for handler in handlers if handlers is not None else logging.getLogger().handlers:
         if not any(isinstance(f, RedactSecrets) for f in handler.filters):
@@ -95,6 +128,13 @@ def protect_logs(token: str, handlers: Iterable[logging.Handler] | None = None) 
 
 
 # ---------------------------------------------------------------------------- errors
+
+
+def polite_reply(error: BaseException | None) -> str:
+    """What the user is told when handling their update failed (the one place that decides)."""
+    if isinstance(error, IndexRebuilding):
+        return REBUILDING
+    return SORRY
 
 
 async def on_error(update: object, context: Context) -> None:
@@ -113,9 +153,9 @@ async def on_error(update: object, context: Context) -> None:
     if not isinstance(update, Update) or update.effective_message is None:
         return
     try:
-        await update.effective_message.reply_text(SORRY)
+        await update.effective_message.reply_text(polite_reply(context.error))
     except TelegramError as err:
-        log.warning("could not send the apology to chat %s: %s", chat_id, err)
+        log.warning("could not send the apology to chat %s: %s", chat_id, type(err).__name__)
 
 
 # ---------------------------------------------------------------------------- application
@@ -132,7 +172,7 @@ def file_base_url(api_base_url: str) -> str:
 def _token(settings: Settings) -> str:
     token = settings.telegram.bot_token
     if token is None or not token.get_secret_value():
-        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        raise ConfigError("TELEGRAM_BOT_TOKEN is not set (get one from @BotFather)")
     return token.get_secret_value()
 
 
@@ -154,45 +194,46 @@ def build_application(
 ) -> BotApp:
     """The bot, ready for ``run_polling``/``run_webhook`` or ``initialize``/``start``.
 
-    ``post_init`` puts the service (built from ``settings`` if not given, off the event
-    loop) into ``bot_data`` and registers the command menu. ``concurrent_updates=False``
-    handles one update at a time (the bench's baseline). ``answer_workers`` threads answer
-    questions (default: one per CPU core up to 4; 16 with the LLM answerer).
+    ``post_init`` starts the services in ``bot_data`` (the answer service is built from
+    ``settings`` off the event loop if not given) and registers the command menu.
+    ``concurrent_updates=False`` handles one update at a time (the bench's baseline).
+    ``answer_workers`` threads answer questions (default: one per CPU core up to 4; 16
+    with the LLM answerer).
     """
     # Extractive answers are CPU-bound: one thread per core. LLM answers mostly wait on the
     # network, so more of them can be in flight at once.
     cpu_bound = settings.answerer != "llm"
     workers = answer_workers or (min(4, os.cpu_count() or 1) if cpu_bound else 16)
-    token = _token(settings)
+    tg = settings.telegram
 
     async def post_init(app: BotApp) -> None:
         answer_service = service
         if answer_service is None:
             answer_service = await asyncio.to_thread(AnswerService.from_settings, settings)
         await asyncio.to_thread(answer_service.warm_up)
-        app.bot_data[STATE_KEY] = BotState(
+        app.bot_data.start(
             service=answer_service,
             policy=AccessPolicy(
-                admin_ids=settings.telegram.admin_ids,
-                allowed_user_ids=settings.telegram.allowed_user_ids,
-                allowed_chat_ids=settings.telegram.allowed_chat_ids,
+                admin_ids=tg.admin_ids,
+                allowed_user_ids=tg.allowed_user_ids,
+                allowed_chat_ids=tg.allowed_chat_ids,
             ),
             limiter=SlidingWindowLimiter(limit=settings.rate_limit_per_minute, window_s=60.0),
             max_question_chars=settings.max_question_chars,
-            answer_pool=ThreadPoolExecutor(workers, thread_name_prefix="answer"),
+            answer_workers=workers,
         )
-        await _set_commands(app, sorted(settings.telegram.admin_ids))
+        await _set_commands(app, sorted(tg.admin_ids))
 
     async def post_shutdown(app: BotApp) -> None:
-        state = app.bot_data.get(STATE_KEY)
-        if isinstance(state, BotState):
-            state.answer_pool.shutdown(wait=False, cancel_futures=True)
+        app.bot_data.stop()
 
     app = (
         Application.builder()
-        .token(token)
-        .base_url(settings.telegram.api_base_url)
-        .base_file_url(file_base_url(settings.telegram.api_base_url))
+        .token(_token(settings))
+        .base_url(tg.api_base_url)
+        .base_file_url(file_base_url(tg.api_base_url))
+        .context_types(CONTEXT_TYPES)
+        .arbitrary_callback_data(True)
         .concurrent_updates(concurrent_updates)
         .rate_limiter(RetryingLimiter())
         .post_init(post_init)
@@ -200,19 +241,26 @@ def build_application(
         .build()
     )
     only_messages = filters.UpdateType.MESSAGE
+    questions = [
+        CommandHandler("ask", handlers.cmd_ask, only_messages),
+        MessageHandler(QUESTION_TEXT, handlers.on_text),
+    ]
+
+    def is_question(update: Update) -> bool:
+        return any(handler.check_update(update) for handler in questions)
+
+    app.add_handler(TypeHandler(Update, make_gate(is_question)), group=-1)
+    app.add_handlers(questions)
     app.add_handler(CommandHandler(["start", "help"], handlers.cmd_help, only_messages))
-    app.add_handler(CommandHandler("ask", handlers.cmd_ask, only_messages))
     app.add_handler(CommandHandler("sources", handlers.cmd_sources, only_messages))
     app.add_handler(CommandHandler("new", handlers.cmd_new, only_messages))
-    app.add_handler(CommandHandler("ingest", admin.cmd_ingest, only_messages))
-    app.add_handler(CommandHandler("status", admin.cmd_status, only_messages))
-    app.add_handler(CommandHandler("docs", admin.cmd_docs, only_messages))
-    app.add_handler(
-        MessageHandler(only_messages & filters.TEXT & ~filters.COMMAND, handlers.on_text)
-    )
-    app.add_handler(
-        CallbackQueryHandler(handlers.on_show_passages, pattern=f"^{handlers.CALLBACK_PREFIX}")
-    )
+    admins = only_messages & filters.User(user_id=tg.admin_ids)
+    app.add_handler(CommandHandler("ingest", admin.cmd_ingest, admins))
+    app.add_handler(CommandHandler("status", admin.cmd_status, admins))
+    app.add_handler(CommandHandler("docs", admin.cmd_docs, admins))
+    app.add_handler(CommandHandler(admin.ADMIN_COMMANDS, admin.refuse, only_messages))
+    app.add_handler(CallbackQueryHandler(handlers.on_show_passages, pattern=ShowPassages))
+    app.add_handler(CallbackQueryHandler(handlers.on_stale_button, pattern=InvalidCallbackData))
     app.add_error_handler(on_error)
     return app
 
@@ -223,7 +271,12 @@ def webhook_path(webhook_url: str) -> str:
 
 
 def run_bot(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM: long polling, or a webhook when ``webhook_url`` is set."""
+    """Run until SIGINT/SIGTERM: long polling, or a webhook when ``WEBHOOK_URL`` is set.
+
+    Raises ``TokenRejected`` (a usage error) when Telegram rejects the token and
+    ``TelegramUnreachable`` (fatal) when the Bot API cannot be reached at start-up; neither
+    message carries the token (PTB's own InvalidToken message does, so it is not chained).
+    """
     token = _token(settings)
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -231,17 +284,28 @@ def run_bot(settings: Settings) -> None:
     )
     protect_logs(token)
     app = build_application(settings)
-    if settings.webhook.url:
-        secret: SecretStr | None = settings.webhook.secret
-        log.info("starting webhook on %s:%s", settings.webhook.listen, settings.webhook.port)
-        app.run_webhook(
-            listen=settings.webhook.listen,
-            port=settings.webhook.port,
-            url_path=webhook_path(settings.webhook.url),
-            webhook_url=settings.webhook.url,
-            secret_token=secret.get_secret_value() if secret else None,
-            allowed_updates=ALLOWED_UPDATES,
-        )
-    else:
-        log.info("starting long polling against %s", settings.telegram.api_base_url)
-        app.run_polling(allowed_updates=ALLOWED_UPDATES)
+    tg, webhook = settings.telegram, settings.webhook
+    try:
+        if webhook.url:
+            log.info("starting webhook on %s:%s", webhook.listen, webhook.port)
+            app.run_webhook(
+                listen=webhook.listen,
+                port=webhook.port,
+                url_path=webhook_path(webhook.url),
+                webhook_url=webhook.url,
+                secret_token=webhook.secret.get_secret_value() if webhook.secret else None,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        else:
+            log.info("starting long polling against %s", tg.api_base_url)
+            app.run_polling(allowed_updates=ALLOWED_UPDATES)
+    except InvalidToken:
+        raise TokenRejected(
+            "Telegram rejected TELEGRAM_BOT_TOKEN (401 Unauthorized): "
+            "copy the token again from @BotFather"
+        ) from None
+    except NetworkError as err:
+        raise TelegramUnreachable(
+            f"the Telegram Bot API at {tg.api_base_url} could not be reached "
+            f"({type(err).__name__}) after retries"
+        ) from None

@@ -1,72 +1,16 @@
-"""Answers → Telegram HTML messages: escaping, the sources block, and splitting long text.
+"""Answers → Telegram HTML messages: the answer with its sources, refusals, and passages.
 
-Pure functions only. Every piece of document or user text goes through ``html.escape``;
-the only tags in the output are the ones written here, all in Telegram's allowed set.
-``split_html`` cuts at Telegram's 4,096-character limit, counted as Telegram counts
-(UTF-16 code units of the text after entity parsing; tags count nothing), and keeps
-each part valid HTML on its own by closing open tags at a cut and reopening them after.
+Pure functions only. Every piece of document or user text goes through ``esc``; the only
+tags in the output are the ones written here, all in Telegram's allowed set. Splitting at
+Telegram's length limit is ``bot.telegram.html_split``'s job (done when sending).
 """
 
 from __future__ import annotations
 
-import html
-import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import PurePath
-from urllib.parse import urlsplit
+from collections.abc import Sequence
 
-from bot.types import Answer, Citation, Hit
-
-TELEGRAM_LIMIT = 4096
-# A little below the limit: a cut falls on a boundary before it, never exactly on it.
-DEFAULT_BUDGET = 4000
-
-
-def esc(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def utf16_len(text: str) -> int:
-    """Length as Telegram counts it: UTF-16 code units."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def visible_length(message_html: str) -> int:
-    """UTF-16 length of ``message_html`` after Telegram's entity parsing (tags removed)."""
-    return sum(tok.visible for tok in _tokenize(message_html))
-
-
-# ---------------------------------------------------------------------------- rendering
-
-
-def _safe_href(url: str | None) -> str | None:
-    # A document may state any "link"; only web links become clickable anchors.
-    if not url:
-        return None
-    parts = urlsplit(url.strip())
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return url.strip()
-    return None
-
-
-def source_line(n: int, hit: Hit) -> str:
-    """``[n] title — date — link (or file name), p. page`` as HTML."""
-    pieces = [f"[{n}] <b>{esc(hit.title or PurePath(hit.path).name)}</b>"]
-    if hit.date:
-        pieces.append(esc(hit.date))
-    href = _safe_href(hit.url)
-    if href:
-        host = urlsplit(href).netloc
-        pieces.append(f'<a href="{esc(href)}">{esc(host)}</a>')
-    elif hit.url:
-        pieces.append(esc(hit.url))
-    else:
-        pieces.append(f"<code>{esc(PurePath(hit.path).name)}</code>")
-    line = " — ".join(pieces)
-    if hit.page is not None:
-        line += f", p. {hit.page}"
-    return line
+from bot.formatting import esc, source_line
+from bot.types import Answer, Citation
 
 
 def render_answer(answer: Answer) -> str:
@@ -77,7 +21,7 @@ def render_answer(answer: Answer) -> str:
     if answer.citations:
         lines = ["<b>Sources</b>"]
         for citation in answer.citations:
-            lines.append(source_line(citation.n, citation.hit))
+            lines.append(source_line(citation.hit, citation.n, html=True))
             if citation.quote.strip():
                 lines.append(f"<blockquote><i>{esc(citation.quote.strip())}</i></blockquote>")
         blocks.append("\n".join(lines))
@@ -85,14 +29,14 @@ def render_answer(answer: Answer) -> str:
 
 
 def render_refusal(answer: Answer) -> str:
-    blocks = ["<b>I could not find this in the briefings.</b>"]
-    if answer.text.strip():
-        blocks.append(esc(answer.text.strip()))
+    """The answerer's own refusal text (once, in bold), its reasons, the nearest documents."""
+    blocks = [f"<b>{esc(answer.text.strip())}</b>"] if answer.text.strip() else []
+    blocks += [f"<i>{esc(note)}</i>" for note in answer.notes if note.strip()]
     if answer.nearest:
         lines = ["<b>Nearest documents</b>"]
-        lines += [source_line(i, hit) for i, hit in enumerate(answer.nearest, start=1)]
+        lines += [source_line(hit, i, html=True) for i, hit in enumerate(answer.nearest, start=1)]
         blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
+    return "\n\n".join(blocks) or "<b>No answer.</b>"
 
 
 def _highlight(passage: str, quote: str) -> str:
@@ -111,130 +55,6 @@ def render_passages(citations: Sequence[Citation]) -> str:
     blocks = []
     for citation in citations:
         passage = _highlight(citation.hit.text.strip(), citation.quote.strip())
-        blocks.append(
-            f"{source_line(citation.n, citation.hit)}\n<blockquote>{passage}</blockquote>"
-        )
+        line = source_line(citation.hit, citation.n, html=True)
+        blocks.append(f"{line}\n<blockquote>{passage}</blockquote>")
     return "\n\n".join(blocks)
-
-
-def render_bullets(title: str, items: Iterable[str]) -> str:
-    """A bold title and one escaped item per line."""
-    lines = [f"<b>{esc(title)}</b>"] + [f"• {esc(item)}" for item in items]
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------- splitting
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    raw: str  # exactly as in the HTML
-    visible: int  # UTF-16 units after entity parsing (0 for tags)
-    char: str = ""  # the decoded character, for text tokens
-    tag: str = ""  # tag name, for tags
-    closing: bool = False
-
-
-_TOKEN = re.compile(
-    r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^>]*>|&(?:#[0-9]+|#x[0-9a-fA-F]+|[a-zA-Z]+);|.", re.S
-)
-
-
-def _tokenize(message_html: str) -> list[_Token]:
-    tokens = []
-    for match in _TOKEN.finditer(message_html):
-        raw = match.group(0)
-        if match.group(2):
-            tokens.append(_Token(raw, 0, tag=match.group(2).lower(), closing=bool(match.group(1))))
-        else:
-            char = html.unescape(raw) if raw.startswith("&") else raw
-            tokens.append(_Token(raw, utf16_len(char), char=char))
-    return tokens
-
-
-# Break priority after a character: paragraph > line > sentence > word.
-_SENTENCE_END = frozenset(".!?。！？;；")
-
-
-def _break_priority(tokens: Sequence[_Token], i: int) -> int:
-    """How good a cut is right after text token ``i`` (0: none)."""
-    char = tokens[i].char
-    nxt = tokens[i + 1].char if i + 1 < len(tokens) else ""
-    prev = tokens[i - 1].char if i > 0 else ""
-    if char == "\n" and prev == "\n":
-        return 4
-    if char == "\n":
-        return 3
-    if char in "。！？":
-        return 2
-    if char == " " and prev in _SENTENCE_END:
-        return 2
-    if char in " \t" or nxt == "\n":
-        return 1
-    return 0
-
-
-def split_html(message_html: str, budget: int = DEFAULT_BUDGET) -> list[str]:
-    """Cut ``message_html`` into parts of at most ``budget`` visible UTF-16 units each.
-
-    Cuts prefer paragraph, then line, then sentence, then word boundaries, and fall back
-    to any character; never inside a tag or an entity. Tags open at a cut are closed at
-    the end of the part and reopened (same attributes) at the start of the next one.
-    """
-    tokens = _tokenize(message_html)
-    parts: list[str] = []
-    stack: list[_Token] = []  # open tags at ``start``
-    start = 0
-    while start < len(tokens):
-        # Scan forward to find where this part must end at the latest.
-        used = 0
-        end = start
-        best: dict[int, int] = {}  # priority -> token index after which to cut
-        while end < len(tokens) and used + tokens[end].visible <= budget:
-            used += tokens[end].visible
-            if tokens[end].visible:
-                priority = _break_priority(tokens, end)
-                if priority:
-                    best[priority] = end + 1
-            end += 1
-        if end == start:  # a budget below one character: still make progress
-            end = start + 1
-        elif end < len(tokens):
-            # Take the highest-priority boundary that still fills at least a third of the part.
-            floor = start + (end - start) // 3
-            for priority in (4, 3, 2, 1):
-                if best.get(priority, 0) > floor:
-                    end = best[priority]
-                    break
-        body_stack = list(stack)
-        chunk = tokens[start:end]
-        for tok in chunk:
-            if tok.tag and tok.closing:
-                for k in range(len(body_stack) - 1, -1, -1):
-                    if body_stack[k].tag == tok.tag:
-                        del body_stack[k]
-                        break
-            elif tok.tag:
-                body_stack.append(tok)
-        text = "".join(t.raw for t in stack) + "".join(t.raw for t in chunk)
-        text += "".join(f"</{t.tag}>" for t in reversed(body_stack))
-        if _has_visible_text(stack + chunk):
-            parts.append(_trim_edges(text))
-        stack = body_stack
-        start = end
-        # Telegram strips leading whitespace; skip it so the next part starts with content.
-        while start < len(tokens) and tokens[start].char.isspace():
-            start += 1
-    return parts or [message_html]
-
-
-def _has_visible_text(tokens: Sequence[_Token]) -> bool:
-    return any(t.visible and not t.char.isspace() for t in tokens)
-
-
-def _trim_edges(text: str) -> str:
-    # Trailing newlines before the closing tags only add empty lines.
-    match = re.search(r"\s+((?:</[a-z-]+>)*)$", text)
-    if match:
-        return text[: match.start()] + match.group(1)
-    return text

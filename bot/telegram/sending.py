@@ -1,52 +1,43 @@
-"""Getting messages out: retries on flood control and network errors, and multi-part replies.
+"""Getting messages out: throttling, retries, multi-part replies, the typing indicator.
 
-PTB v22 does not retry failed sends. ``RetryingLimiter`` plugs into PTB's rate-limiter hook
-(``ApplicationBuilder.rate_limiter``), which wraps every Bot API call except getUpdates:
-on ``RetryAfter`` it waits the time Telegram asks for and calls again; on a network error
-or time-out it retries a few times with a short backoff. A timed-out send may have reached
-Telegram, so a retry can duplicate a message — better than losing an answer.
+``RetryingLimiter`` is PTB's ``AIORateLimiter`` (PTB's rate-limiter hook wraps every Bot API
+call except getUpdates): it throttles sends to Telegram's limits (30 messages a second
+overall, 20 a minute per group) and, on flood control (429 ``retry_after``), waits as
+Telegram asks and tries again. On top of it, a network error or time-out (5xx included) is
+retried a few times with a short backoff. A timed-out send may have reached Telegram, so
+such a retry can duplicate a message — better than losing an answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import warnings
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters
-from telegram.constants import ParseMode
-from telegram.error import BadRequest, NetworkError, RetryAfter
-from telegram.ext import BaseRateLimiter
-from telegram.warnings import PTBDeprecationWarning
+from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import BadRequest, NetworkError
+from telegram.ext import AIORateLimiter
 
-from bot.telegram.render import split_html
+from bot.telegram.html_split import split_html
 
 log = logging.getLogger(__name__)
 
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+TYPING_REFRESH_S = 4.0  # Telegram shows "typing" for 5 s
 
 JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
 
 
-class RetryingLimiter(BaseRateLimiter[None]):
+class RetryingLimiter(AIORateLimiter):
     def __init__(
-        self,
-        *,
-        max_retries: int = 3,
-        max_retry_after_s: float = 60.0,
-        network_backoff_s: float = 0.5,
+        self, *, max_retries: int = 3, network_backoff_s: float = 0.5, **limits: float
     ) -> None:
-        self.max_retries = max_retries
-        self.max_retry_after_s = max_retry_after_s
+        super().__init__(max_retries=max_retries, **limits)
+        self.network_retries = max_retries
         self.network_backoff_s = network_backoff_s
-
-    async def initialize(self) -> None:
-        return None
-
-    async def shutdown(self) -> None:
-        return None
 
     async def process_request(
         self,
@@ -55,38 +46,23 @@ class RetryingLimiter(BaseRateLimiter[None]):
         kwargs: dict[str, Any],
         endpoint: str,
         data: dict[str, Any],
-        rate_limit_args: None,
+        rate_limit_args: int | None,
     ) -> JSONResult:
         attempt = 0
         while True:
             try:
-                return await callback(*args, **kwargs)
-            except RetryAfter as exc:
-                wait = _retry_after_s(exc)
-                if attempt >= self.max_retries or wait > self.max_retry_after_s:
-                    raise
-                log.warning("%s: flood control, retrying in %.1f s", endpoint, wait)
-                await asyncio.sleep(wait)
+                return await super().process_request(
+                    callback, args, kwargs, endpoint, data, rate_limit_args
+                )
             except BadRequest:
                 raise  # the request itself is wrong: sending it again cannot help
-            except NetworkError as exc:  # includes TimedOut
-                if attempt >= self.max_retries:
+            except NetworkError as exc:  # includes TimedOut and 5xx answers
+                if attempt >= self.network_retries:
                     raise
                 wait = self.network_backoff_s * (2**attempt)
                 log.warning("%s: %s, retrying in %.1f s", endpoint, type(exc).__name__, wait)
                 await asyncio.sleep(wait)
             attempt += 1
-
-
-def _retry_after_s(exc: RetryAfter) -> float:
-    # PTB 22 gives an int (deprecated, with a warning) or a timedelta (PTB_TIMEDELTA=1).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        retry_after: object = exc.retry_after
-    total = getattr(retry_after, "total_seconds", None)
-    if callable(total):
-        return float(total())
-    return float(retry_after)  # type: ignore[arg-type]
 
 
 async def reply_html(
@@ -116,3 +92,22 @@ async def reply_html(
             )
         )
     return sent
+
+
+@contextlib.asynccontextmanager
+async def typing(bot: Bot, chat_id: int) -> AsyncIterator[None]:
+    """Keep the "typing…" indicator on while the body runs."""
+
+    async def refresh() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # cosmetic: never fail an answer over it
+                await bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
+            await asyncio.sleep(TYPING_REFRESH_S)
+
+    task = asyncio.create_task(refresh())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
