@@ -1,7 +1,11 @@
 """`briefing`: the command line. The only place (with the bot runner) that builds Settings.
 
-Exit codes: 0 clean; 1 some files failed to ingest; 2 usage error; 3 fatal (lock held,
-index built by another model, model not installed, Chroma unreachable).
+Errors reach the user here, once: every command runs inside ``BriefingGroup``, which turns
+the project's own exceptions (``ingest.errors``) into one red line on stderr and the exit
+status they mean (``ExitStatus``: 0 ok; 1 some files failed to ingest; 2 usage: bad
+arguments, bad settings, a missing folder; 3 fatal: lock held, index built by another
+model, model not installed, Chroma unreachable or lost). Nothing shows a secret
+(``ingest.redact``).
 """
 
 from __future__ import annotations
@@ -18,26 +22,41 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bot.settings import Settings, load_settings
-from ingest.errors import BriefingError, ConfigError, exit_status
-from ingest.onnx_export import ModelNotInstalled
-from ingest.pipeline import IngestLocked, Progress
-from ingest.store import IndexMismatch, IndexUnavailable
+from ingest.errors import BriefingError, ConfigError, ExitStatus, IndexRebuilding, exit_status
+from ingest.pipeline import IngestStopped, Progress
+from ingest.redact import install_log_filter, register_settings, scrub
 from ingest.types import IngestReport, Outcome
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar  # the type click.progressbar returns
 
-EXIT_FAILED_FILES = 1
-EXIT_FATAL = 3
-FATAL_ERRORS = (IngestLocked, IndexMismatch, IndexUnavailable, ModelNotInstalled)
+    from bot.types import Answer
+
+log = logging.getLogger("briefing")
 
 
-def fail(message: str) -> None:
-    click.secho(f"Error: {message}", fg="red", err=True)
-    sys.exit(EXIT_FATAL)
+def error_line(message: str) -> None:
+    click.secho(f"Error: {scrub(message)}", fg="red", err=True)
 
 
-@click.group()
+class BriefingGroup(click.Group):
+    """Runs a command; maps what it raises to one line and an exit status, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BriefingError as err:
+            error_line(str(err))
+            ctx.exit(exit_status(err))
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as err:  # a bug or a library's raw error: still one line, no trace
+            log.debug("unexpected error", exc_info=True)
+            error_line(f"unexpected {type(err).__name__}: {err} (LOG_LEVEL=DEBUG shows where)")
+            ctx.exit(ExitStatus.FATAL)
+
+
+@click.group(cls=BriefingGroup)
 @click.version_option(package_name="briefing-bot")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -46,9 +65,11 @@ def cli(ctx: click.Context) -> None:
         settings = load_settings()
     except ConfigError as err:  # a bad or unknown variable: one line, usage exit status
         raise click.UsageError(str(err)) from None
+    register_settings(settings)  # before anything can log or fail with a secret in it
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_filter()
     # Libraries that log per call at INFO/DEBUG would drown the CLI's own output.
     for noisy in ("httpx", "chromadb", "jieba"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
@@ -120,8 +141,9 @@ def _tail(path: str | None) -> str | None:
     return path[-40:] if path else None
 
 
-def report_dict(report: IngestReport) -> dict[str, Any]:
+def report_dict(report: IngestReport, error: str | None = None) -> dict[str, Any]:
     return {
+        "error": error,  # why the run stopped early (exit 3), else null
         "summary": report.summary(),
         "dry_run": report.dry_run,
         "seconds": round(report.seconds, 3),
@@ -133,6 +155,13 @@ def report_dict(report: IngestReport) -> dict[str, Any]:
             for r in report.results
         ],
     }
+
+
+def shown(text: str) -> str:
+    """``text`` on one line: control characters (a newline in a file name) escaped."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def format_report(report: IngestReport) -> str:
@@ -149,8 +178,8 @@ def format_report(report: IngestReport) -> str:
     for r in report.results:
         if r.outcome in (Outcome.UNCHANGED,):
             continue
-        note = f" — {r.reason}" if r.reason else ""
-        lines.append(f"  {r.outcome.value:<9} {r.path}{note}")
+        note = f" — {shown(r.reason)}" if r.reason else ""
+        lines.append(f"  {r.outcome.value:<9} {shown(r.path)}{note}")
     return "\n".join(lines)
 
 
@@ -166,17 +195,22 @@ def ingest(
     """Ingest PATHS (files or folders; default: DOCUMENTS_DIR) into the index."""
     from ingest.pipeline import run_ingest
 
+    def show(report: IngestReport, error: str | None = None) -> None:
+        click.echo(
+            json.dumps(report_dict(report, error), indent=2) if as_json else format_report(report)
+        )
+
     try:
         with _progress_bar(enabled=not as_json) as progress:
             report = run_ingest(
                 settings, list(paths) or None, rebuild=rebuild, dry_run=dry_run, progress=progress
             )
-    except FATAL_ERRORS as err:
-        fail(str(err))
-        return
-    click.echo(json.dumps(report_dict(report), indent=2) if as_json else format_report(report))
+    except IngestStopped as err:  # Chroma lost mid-run: what was done, then the reason
+        show(err.report, str(err))
+        raise
+    show(report)
     if report.failures:
-        sys.exit(EXIT_FAILED_FILES)
+        sys.exit(ExitStatus.FILES_FAILED)
 
 
 @cli.command()
@@ -210,13 +244,9 @@ def watch(
         click.echo(f"Watching {settings.documents_dir} (Ctrl-C to stop)")
 
     try:
-        watch_folder(
-            settings, show, quiet_s=quiet_seconds, settle_s=settle_seconds, on_ready=ready
-        )
+        watch_folder(settings, show, quiet_s=quiet_seconds, settle_s=settle_seconds, on_ready=ready)
     except FolderMissing as err:
         raise click.UsageError(str(err)) from err
-    except FATAL_ERRORS as err:
-        fail(str(err))
     except KeyboardInterrupt:
         click.echo("Stopped.")
 
@@ -224,23 +254,34 @@ def watch(
 # -- ask ---------------------------------------------------------------------------------
 
 
-def _batch_items(lines: list[str]) -> list[tuple[Any, str]]:
-    """stdin lines → (id, question): JSONL objects with id/question, or plain lines."""
-    items: list[tuple[Any, str]] = []
+def _batch_items(lines: list[str]) -> list[tuple[Any, str | None, str | None]]:
+    """stdin lines → (id, question, problem): JSONL objects with id/question, or plain lines.
+
+    A line that cannot be read becomes an item with a problem (and no question), so one
+    bad line costs its own answer, not the batch's.
+    """
+    items: list[tuple[Any, str | None, str | None]] = []
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line:
             continue
-        if line.startswith("{"):
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise click.UsageError(f"stdin line {number}: invalid JSON: {err}") from err
-            if not isinstance(obj, dict) or not isinstance(obj.get("question"), str):
-                raise click.UsageError(f'stdin line {number}: expected {{"id", "question"}}')
-            items.append((obj.get("id", number), obj["question"]))
-        else:
-            items.append((number, line))
+        if not line.startswith("{"):
+            items.append((number, line, None))
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            items.append((number, None, f"line {number}: invalid JSON: {err.msg}"))
+            continue
+        if not isinstance(obj, dict):
+            items.append((number, None, f'line {number}: expected an object {{"id", "question"}}'))
+            continue
+        item_id = obj.get("id", number)
+        question = obj.get("question")
+        if not isinstance(question, str) or not question.strip():
+            items.append((item_id, None, f'line {number}: "question" must be a non-empty string'))
+            continue
+        items.append((item_id, question, None))
     return items
 
 
@@ -250,39 +291,55 @@ def _batch_items(lines: list[str]) -> list[tuple[Any, str]]:
 @click.pass_obj
 def ask(settings: Settings, question: str | None, as_json: bool) -> None:
     """Answer QUESTION with cited quotes. Without QUESTION (or with -): one question per
-    stdin line (plain, or JSONL with id and question) → JSONL on stdout."""
+    stdin line (plain, or JSONL with id and question) → JSONL on stdout, one line per
+    question; a line that cannot be read gets {"id", "error"} and the rest are answered."""
     from bot.formatting import answer_json, format_answer
     from bot.service import AnswerService
+    from ingest.pipeline import rebuild_note
 
     batch = question in (None, "-")
+    if not batch and not str(question).strip():
+        raise click.UsageError("QUESTION is empty: ask something, or pipe questions on stdin")
     if batch and sys.stdin.isatty():
         raise click.UsageError("give a QUESTION, or pipe questions on stdin")
     items = _batch_items(sys.stdin.readlines()) if batch else []
+    note = rebuild_note(settings.data_dir)
     try:
         service = AnswerService.from_settings(settings)
-    except FATAL_ERRORS as err:
-        fail(str(err))
-        return
+    except BriefingError as err:
+        if note:  # say why the index cannot be read right now
+            raise IndexRebuilding(f"{note} ({err})") from err
+        raise
+
+    def answered(text: str) -> Answer:
+        answer = service.answer(text)
+        if note:
+            answer.notes.append(note)
+        return answer
+
     if not batch:
-        answer = service.answer(str(question))
+        answer = answered(str(question))
         click.echo(
             json.dumps(answer_json(answer), ensure_ascii=False, indent=2)
             if as_json
             else format_answer(answer)
         )
         return
-    for item_id, text in items:
-        out = {"id": item_id, "question": text, **answer_json(service.answer(text))}
-        click.echo(json.dumps(out, ensure_ascii=False))
+    for item_id, text, problem in items:
+        # Each line is written as soon as it is answered: a fatal error later (Chroma lost)
+        # keeps every answer given so far.
+        if problem is not None or text is None:
+            row: dict[str, Any] = {"id": item_id, "error": problem}
+        else:
+            row = {"id": item_id, "question": text, **answer_json(answered(text))}
+        click.echo(json.dumps(row, ensure_ascii=False))
 
 
 # -- bot ---------------------------------------------------------------------------------
 
 
 @cli.command("bot")
-@click.option(
-    "--watch", is_flag=True, help="Also watch DOCUMENTS_DIR (as WATCH_ENABLED=true)."
-)
+@click.option("--watch", is_flag=True, help="Also watch DOCUMENTS_DIR (as WATCH_ENABLED=true).")
 @click.pass_obj
 def run_telegram_bot(settings: Settings, watch: bool) -> None:
     """Run the Telegram bot (long polling; webhook mode when WEBHOOK_URL is set)."""

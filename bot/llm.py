@@ -96,7 +96,9 @@ class LLMAnswerer:
             base_url=base_url,
             api_key=SecretStr(api_key or PLACEHOLDER_API_KEY),
             timeout=timeout_s,
-            max_retries=1,
+            # One attempt: a retry would double LLM_TIMEOUT_S against a hanging endpoint,
+            # and the answer falls back to the extractive one anyway (issue 9, bug 7).
+            max_retries=0,
             temperature=0,
             **token_limit_kwargs(base_url, max_tokens),
         )

@@ -19,7 +19,9 @@ from bot.retrieval import Retriever
 from bot.settings import Settings
 from bot.types import Answer, Hit
 from ingest.embeddings import IndexEmbeddings, make_embeddings
+from ingest.errors import BriefingError, IndexUnavailable
 from ingest.lexical_store import LexicalFiles
+from ingest.redact import scrub
 from ingest.store import IndexStore, open_index
 
 log = logging.getLogger(__name__)
@@ -68,42 +70,67 @@ class AnswerService:
 
     # -- answering ------------------------------------------------------------------------
 
-    def _standalone(self, question: str, history: list[str], timings: dict[str, float]) -> str:
+    def _standalone(
+        self, question: str, history: list[str], timings: dict[str, float]
+    ) -> tuple[str, LLMError | None]:
+        """The question made standalone, and the LLM's failure if condensing it failed."""
         if not history:
-            return question
+            return question, None
         started = time.perf_counter()
         standalone = condense_offline(question, history)
+        failed: LLMError | None = None
         if self.llm is not None:
             try:
                 standalone = self.llm.condense(question, history)
             except LLMError as err:
                 log.warning("LLM condense failed, using offline follow-up: %s", err)
+                failed = err
         timings["condense_ms"] = (time.perf_counter() - started) * 1000
-        return standalone
+        return standalone, failed
 
     def answer(
         self, question: str, *, conversation: str | None = None, today: date | None = None
     ) -> Answer:
+        """A cited answer. Raises only the project's own errors (IndexUnavailable when the
+        index cannot be searched); an LLM failure falls back to the extractive answer."""
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        standalone = self._standalone(question, self.history.get(conversation), timings)
-        retrieval = self.retriever.search_with_timings(
-            standalone, k=self.settings.top_k, today=today
-        )
+        notes: list[str] = []
+        limit = self.settings.max_question_chars
+        if len(question) > limit:  # every entry point, not only Telegram
+            question = question[:limit]
+            notes.append(f"question cut to its first {limit} characters (MAX_QUESTION_CHARS)")
+        history = self.history.get(conversation)
+        standalone, llm_failed = self._standalone(question, history, timings)
+        try:
+            retrieval = self.retriever.search_with_timings(
+                standalone, k=self.settings.top_k, today=today
+            )
+        except BriefingError:
+            raise
+        except Exception as err:  # Chroma (or the embedding endpoint) gone: no raw httpx here
+            raise IndexUnavailable(
+                f"could not search the index: {type(err).__name__}: {err}"
+            ) from err
         timings.update(retrieval.timings_ms)
         hits = retrieval.hits
         answer_started = time.perf_counter()
-        answer: Answer
-        if self.llm is not None and hits:
+        answer: Answer | None = None
+        if self.llm is not None and hits and llm_failed is None:
             try:
                 answer = self.llm.answer(standalone, hits)
             except LLMError as err:
                 log.warning("LLM answer failed, falling back to the extractive answer: %s", err)
-                answer = self._extractive(standalone, hits)
-                answer.answerer = "llm→extractive"
-                answer.notes.append(f"LLM unavailable ({err}); answered extractively")
-        else:
+                llm_failed = err
+        if answer is None:
             answer = self._extractive(standalone, hits)
+            # After a failed condense the LLM is not asked again: LLM_TIMEOUT_S bounds the
+            # whole answer step, not each call.
+            if self.llm is not None and hits and llm_failed is not None:
+                answer.answerer = "llm→extractive"
+                reason = scrub(str(llm_failed))
+                answer.notes.append(f"LLM unavailable ({reason}); answered extractively")
+        answer.notes[:0] = notes
         timings["answer_ms"] = (time.perf_counter() - answer_started) * 1000
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = {**timings, **answer.timings_ms}

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from ingest.redact import scrub
+
 
 class ExitStatus(IntEnum):
     """Exit statuses of every ``briefing`` command (README "Exit codes")."""
@@ -36,8 +38,8 @@ class BriefingError(Exception):
     exit_status: ExitStatus = ExitStatus.FATAL
 
     def __str__(self) -> str:
-        # One line, whatever the wrapped cause put in its message.
-        return " ".join(super().__str__().split())
+        # One line, whatever the wrapped cause put in its message, and no secret in it.
+        return scrub(" ".join(super().__str__().split()))
 
 
 class UsageError(BriefingError):

@@ -128,7 +128,13 @@ def test_symlink_loop_and_very_deep_folders_are_reported_not_fatal(
         deep = deep / "d"
         deep.mkdir()
     (deep / "deep.txt").write_text("A note kept far too deep.")
-    result = run_cli(["ingest", "--json"], cli_env, tmp_path)
+    try:
+        result = run_cli(["ingest", "--json"], cli_env, tmp_path)
+    finally:  # pytest's own clean-up of old tmp folders recurses too: remove it bottom-up
+        (deep / "deep.txt").unlink()
+        while deep != docs:
+            deep.rmdir()
+            deep = deep.parent
     assert result.returncode == 1, result.stderr
     files = {Path(f["path"]).name: f for f in json.loads(result.stdout)["files"]}
     assert files["good.txt"]["outcome"] == "added"
