@@ -24,14 +24,14 @@ import json
 import logging
 import os
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from ingest.lexical import LexicalIndex, Segment
+from ingest.lexical import MAX_SEGMENTS, LexicalIndex, Segment
 from ingest.manifest import Manifest
 from ingest.terms import tokenize
 from ingest.types import IndexedChunk
@@ -42,6 +42,10 @@ FORMAT = 1
 _INDEX = "index.json"
 _FIELDS = ("chunk_id", "doc_id", "text", "path", "title", "index", "start", "end", "page",
            "date", "url", "place", "publisher")  # fmt: skip
+# Stored apart from the rest (``<segment>.ids.json``): enough to tell which documents a
+# segment holds, so ingest can update the files without reading every chunk's text.
+_ID_FIELDS = ("chunk_id", "doc_id", "path")
+_FILES = ("npz", "ids.json", "json")
 # Text that exercises every rule of the tokeniser (stop words, months, synonyms, plurals,
 # irregular verbs, numbers): if the terms it yields change, files made before are stale.
 _PROBE = (
@@ -107,14 +111,16 @@ class LexicalFiles:
             log.warning("lexical index at %s is unreadable (%s); rebuilding", self.dir, err)
             return None
 
+    def _read(self, entry: dict[str, Any], kind: str) -> bytes:
+        raw = (self.dir / f"{entry['name']}.{kind}").read_bytes()
+        if zlib.crc32(raw) != entry["crc32"][_FILES.index(kind)]:
+            raise ValueError(f"checksum mismatch in {entry['name']}.{kind}")
+        return raw
+
     def _read_segment(self, entry: dict[str, Any]) -> Segment:
         name = str(entry["name"])
-        raw_npz = (self.dir / f"{name}.npz").read_bytes()
-        raw_json = (self.dir / f"{name}.json").read_bytes()
-        if [zlib.crc32(raw_npz), zlib.crc32(raw_json)] != entry["crc32"]:
-            raise ValueError(f"checksum mismatch in segment {name}")
-        arrays = np.load(io.BytesIO(raw_npz), allow_pickle=False)
-        columns = json.loads(raw_json)
+        arrays = np.load(io.BytesIO(self._read(entry, "npz")), allow_pickle=False)
+        columns = json.loads(self._read(entry, "ids.json")) | json.loads(self._read(entry, "json"))
         chunks = tuple(
             IndexedChunk(*row) for row in zip(*(columns[f] for f in _FIELDS), strict=True)
         )
@@ -146,23 +152,26 @@ class LexicalFiles:
                 "deleted": np.flatnonzero(~alive).tolist(),
                 "crc32": crc,
             })  # fmt: skip
+        self._write_head(entries, generation, len(index))
+
+    def _write_head(self, entries: list[dict[str, Any]], generation: str, chunks: int) -> None:
         head = {
             "format": FORMAT,
             "tokenizer": tokenizer_fingerprint(),
             "generation": generation,
-            "chunks": len(index),
+            "chunks": chunks,
             "segments": entries,
         }
         _write_atomic(self.dir / _INDEX, json.dumps(head).encode())
-        keep = {_INDEX} | {f"{e['name']}.{x}" for e in entries for x in ("npz", "json")}
+        keep = {_INDEX} | {f"{e['name']}.{kind}" for e in entries for kind in _FILES}
         for path in self.dir.iterdir():  # segments merged away or from a failed write
             if path.name not in keep and not path.name.startswith("."):
                 path.unlink(missing_ok=True)
 
     def _write_segment(self, segment: Segment) -> list[int]:
-        npz, meta = self.dir / f"{segment.name}.npz", self.dir / f"{segment.name}.json"
-        if npz.is_file() and meta.is_file():  # immutable: written once
-            return [zlib.crc32(npz.read_bytes()), zlib.crc32(meta.read_bytes())]
+        paths = [self.dir / f"{segment.name}.{kind}" for kind in _FILES]
+        if all(p.is_file() for p in paths):  # immutable: written once
+            return [zlib.crc32(p.read_bytes()) for p in paths]
         buffer = io.BytesIO()
         terms = "\n".join(segment.terms).encode("utf-8")
         np.savez(
@@ -173,12 +182,15 @@ class LexicalFiles:
             lengths=segment.lengths,
             terms=np.frombuffer(terms, dtype=np.uint8),
         )
-        columns = {f: [getattr(c, f) for c in segment.chunks] for f in _FIELDS}
-        raw_npz = buffer.getvalue()
-        raw_json = json.dumps(columns, ensure_ascii=False).encode("utf-8")
-        _write_atomic(npz, raw_npz)
-        _write_atomic(meta, raw_json)
-        return [zlib.crc32(raw_npz), zlib.crc32(raw_json)]
+        ids = {f: [getattr(c, f) for c in segment.chunks] for f in _ID_FIELDS}
+        rest = {f: [getattr(c, f) for c in segment.chunks] for f in _FIELDS if f not in ids}
+        raws = [
+            buffer.getvalue(),
+            *(json.dumps(x, ensure_ascii=False).encode() for x in (ids, rest)),
+        ]
+        for path, raw in zip(paths, raws, strict=True):
+            _write_atomic(path, raw)
+        return [zlib.crc32(raw) for raw in raws]
 
     @contextlib.contextmanager
     def ingest_lock_if_free(self) -> Iterator[bool]:
@@ -208,25 +220,70 @@ class LexicalFiles:
         differ; without an index or a manifest, a full rebuild from ``source``."""
         if index is None or not self.manifest_path.is_file():
             return LexicalIndex.build(source.all_chunks())
+        chunks = index.chunks
+        removed, fetch = self._delta(
+            (c.chunk_id for c in chunks), (c.doc_id for c in chunks), (c.path for c in chunks)
+        )
+        if not removed and not fetch:
+            return index
+        return index.with_changes(source.get_chunks(fetch) if fetch else (), removed)
+
+    def _delta(
+        self, chunk_ids: Iterable[str], doc_ids: Iterable[str], paths: Iterable[str]
+    ) -> tuple[list[str], list[str]]:
+        """(chunk ids to remove, chunk ids to fetch): the documents whose path or chunks
+        differ from the manifest's."""
         manifest = Manifest(self.manifest_path)
         try:
             wanted = {d.doc_id: (d.path, set(d.chunk_ids)) for d in manifest.docs()}
         finally:
             manifest.close()
         have: dict[str, tuple[str, set[str]]] = {}
-        for c in index.chunks:
-            have.setdefault(c.doc_id, (c.path, set()))[1].add(c.chunk_id)
-        removed: list[str] = []
-        fetch: list[str] = []
-        for doc_id, (path, ids) in have.items():
-            if wanted.get(doc_id) != (path, ids):
-                removed.extend(ids)
-        for doc_id, (path, wanted_ids) in wanted.items():
-            if have.get(doc_id) != (path, wanted_ids):
-                fetch.extend(sorted(wanted_ids))
-        if not removed and not fetch:
-            return index
-        return index.with_changes(source.get_chunks(fetch) if fetch else (), removed)
+        for chunk_id, doc_id, path in zip(chunk_ids, doc_ids, paths, strict=True):
+            have.setdefault(doc_id, (path, set()))[1].add(chunk_id)
+        removed = [i for d, (p, ids) in have.items() if wanted.get(d) != (p, ids) for i in ids]
+        fetch = [
+            i for d, (p, ids) in wanted.items() if have.get(d) != (p, ids) for i in sorted(ids)
+        ]
+        return removed, fetch
+
+    def _append_update(self, source: ChunkSource, generation: str) -> bool:
+        """Apply the manifest's changes by writing one new segment and tombstones, reading
+        only the segments' id lists; False when a full load is needed instead (no usable
+        files, no manifest, or enough segments that they should be merged)."""
+        try:
+            head = json.loads((self.dir / _INDEX).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        entries: list[dict[str, Any]] = head.get("segments", [])
+        if (
+            head.get("format") != FORMAT
+            or head.get("tokenizer") != tokenizer_fingerprint()
+            or len(entries) >= MAX_SEGMENTS
+            or not self.manifest_path.is_file()
+        ):
+            return False
+        where: dict[str, tuple[int, int]] = {}  # live chunk id → (segment, position)
+        columns: dict[str, list[str]] = {f: [] for f in _ID_FIELDS}
+        for s, entry in enumerate(entries):
+            ids = json.loads(self._read(entry, "ids.json"))
+            dead = set(entry["deleted"])
+            for pos, chunk_id in enumerate(ids["chunk_id"]):
+                if pos not in dead:
+                    where[chunk_id] = (s, pos)
+                    for f in _ID_FIELDS:
+                        columns[f].append(ids[f][pos])
+        removed, fetch = self._delta(*(columns[f] for f in _ID_FIELDS))
+        for chunk_id in removed:
+            s, pos = where[chunk_id]
+            entries[s]["deleted"].append(pos)
+        if fetch:
+            segment = Segment.build(source.get_chunks(fetch))
+            entries.append({"name": segment.name, "chunks": len(segment), "deleted": [],
+                            "crc32": self._write_segment(segment)})  # fmt: skip
+        entries = [e for e in entries if len(e["deleted"]) < e["chunks"]]
+        self._write_head(entries, generation, len(where) - len(removed) + len(fetch))
+        return True
 
     def refresh(
         self, source: ChunkSource, generation: str, current: LexicalIndex | None = None
@@ -251,9 +308,17 @@ class LexicalFiles:
         return index
 
     def update_after_ingest(self, source: ChunkSource, generation: str) -> None:
-        """Bring the files in line after an ingest run (the caller holds the ingest lock)."""
+        """Bring the files in line after an ingest run (the caller holds the ingest lock):
+        one new segment for what was added, tombstones for what went; a full load (and
+        merge) only now and then."""
         if self.generation() == generation:
             return  # nothing changed (a damaged file is found and rebuilt by its reader)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if self._append_update(source, generation):
+                return
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
+            log.warning("lexical index at %s: %s; rebuilding", self.dir, err)
         loaded = self.load()
         self._save_quietly(self.sync(loaded.index if loaded else None, source), generation)
 
