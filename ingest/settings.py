@@ -10,8 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from platformdirs import user_cache_dir
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_model_dir() -> Path:
+    """Where ``briefing models install`` puts the model unless MODEL_DIR says otherwise."""
+    return Path(user_cache_dir("briefing-bot", appauthor=False)) / "models" / "all-MiniLM-L6-v2"
 
 
 class IndexSettings(BaseSettings):
@@ -50,8 +56,9 @@ class IndexSettings(BaseSettings):
     )
     model_dir: Path | None = Field(
         None,
-        description="Folder with the local model (model.onnx, tokenizer.json). "
-        "Default: DATA_DIR/models/all-MiniLM-L6-v2, made by `briefing models install`.",
+        description="Folder with the local model (model.onnx, tokenizer.json). Default: "
+        "all-MiniLM-L6-v2 in the user's cache folder (~/.cache/briefing-bot/models on Linux), "
+        "shared by every DATA_DIR; made by `briefing models install`.",
     )
     openai_api_key: SecretStr | None = Field(
         None, description="API key of the OpenAI-compatible endpoint (embeddings and/or chat)."
@@ -70,7 +77,13 @@ class IndexSettings(BaseSettings):
 
     @property
     def resolved_model_dir(self) -> Path:
-        return self.model_dir or self.data_dir / "models" / "all-MiniLM-L6-v2"
+        # The model is not data: one copy per user, in the platform's cache folder, serves
+        # every data folder (87 MB each before).
+        if self.model_dir is not None:
+            return self.model_dir
+        legacy = self.data_dir / "models" / "all-MiniLM-L6-v2"  # where versions <= 0.1 put it
+        cached = default_model_dir()
+        return legacy if legacy.is_dir() and not cached.is_dir() else cached
 
     @property
     def chroma_dir(self) -> Path:

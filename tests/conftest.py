@@ -26,6 +26,8 @@ EXAMPLES = ROOT / "examples" / "briefings"
 _HOME = Path(os.environ.get("PYTEST_TMP_HOME", "/tmp/briefing-test-home"))
 _HOME.mkdir(parents=True, exist_ok=True)
 os.environ["HOME"] = str(_HOME)
+# platformdirs' cache folder (the default MODEL_DIR) follows XDG_CACHE_HOME before HOME.
+os.environ["XDG_CACHE_HOME"] = str(_HOME / ".cache")
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["PTB_TIMEDELTA"] = "1"  # as `briefing bot` runs it
