@@ -19,8 +19,9 @@ from pydantic import SecretStr
 
 from bot.service import AnswerService
 from bot.settings import Settings
-from bot.telegram.app import SORRY, BotApp, build_application, protect_logs
+from bot.telegram.app import REBUILDING, SORRY, BotApp, build_application, protect_logs
 from bot.types import Answer
+from ingest.errors import IndexRebuilding
 from ingest.pipeline import ingest_lock
 from tests.conftest import EXAMPLES, make_settings
 from tests.fake_telegram import JSON, FakeTelegram
@@ -32,6 +33,7 @@ GROUP = -1001
 FAIL = "please fail now"
 LONG = "please answer at length"
 SLOW = "please answer slowly"
+REBUILDING_NOW = "please be mid-rebuild"
 
 
 class ScriptedService(AnswerService):
@@ -42,6 +44,8 @@ class ScriptedService(AnswerService):
     ) -> Answer:
         if question == FAIL:
             raise RuntimeError("the index is on fire")
+        if question == REBUILDING_NOW:
+            raise IndexRebuilding("the index is being rebuilt (briefing ingest --rebuild)")
         if question == SLOW:
             time.sleep(1.5)
         real = super().answer(QINGDAO if question in (LONG, SLOW) else question, today=today)
@@ -221,6 +225,8 @@ async def test_rate_limit_replies_politely(
             assert is_cited_answer(answer)
         [limited] = await ask(fake, ALICE, QINGDAO)
         assert "please wait" in limited["text"]
+        [help_reply] = await ask(fake, ALICE, "/help")  # only questions count
+        assert "documents" in help_reply["text"]
         [other_user] = await ask(fake, BOB, QINGDAO)
         assert is_cited_answer(other_user)
 
@@ -300,6 +306,8 @@ async def test_service_error_gets_a_polite_reply_and_the_bot_keeps_serving(
     assert any("failed: RuntimeError" in r.getMessage() for r in caplog.records)
     [answer] = await ask(fake, ALICE, QINGDAO)
     assert is_cited_answer(answer)
+    [rebuilding] = await ask(fake, ALICE, REBUILDING_NOW)  # the project's own error: its reply
+    assert rebuilding["text"] == REBUILDING
 
 
 async def test_slow_answer_does_not_block_other_chats(fake: FakeTelegram, bot: BotApp) -> None:
