@@ -21,6 +21,7 @@ from bot.service import AnswerService
 from bot.settings import Settings
 from bot.telegram.app import REBUILDING, SORRY, BotApp, build_application, protect_logs
 from bot.types import Answer
+from ingest import redact
 from ingest.errors import IndexRebuilding
 from ingest.pipeline import ingest_lock
 from tests.conftest import EXAMPLES, make_settings
@@ -350,7 +351,7 @@ async def test_token_never_reaches_the_logs(fake: FakeTelegram, bot: BotApp) -> 
     logged = stream.getvalue()
     assert "HTTP Request: POST" in logged
     assert "Traceback" in logged
-    assert "<redacted>" in logged
+    assert redact.MASK in logged
     assert fake.token not in logged
 
 

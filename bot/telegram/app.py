@@ -38,6 +38,7 @@ from bot.telegram.context import CONTEXT_TYPES, Context, ShowPassages
 from bot.telegram.gate import make_gate
 from bot.telegram.questions import QUESTION_TEXT
 from bot.telegram.sending import RetryingLimiter
+from ingest import redact
 from ingest.errors import ConfigError, FatalError, IndexRebuilding
 
 log = logging.getLogger(__name__)
@@ -74,33 +75,6 @@ class TelegramUnreachable(FatalError):
 # ---------------------------------------------------------------------------- logging
 
 
-class RedactSecrets(logging.Filter):
-    """Replaces secrets (the bot token) in log messages and tracebacks with ``<redacted>``.
-
-    httpx logs every request URL, and Bot API URLs contain the token.
-    """
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if s]
-
-    def _redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "<redacted>")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(secret in message for secret in self.secrets):
-            record.msg = self._redact(message)
-            record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self._redact(record.exc_text)
-        return True
-
-
 class OneLineStartFailures(logging.Filter):
     """PTB logs a failed start (token rejected, Bot API unreachable) with its whole traceback,
     which ``run_bot`` then reports again as one line: keep PTB's line, drop the traceback."""
@@ -115,16 +89,17 @@ class OneLineStartFailures(logging.Filter):
 
 
 def protect_logs(token: str, handlers: Iterable[logging.Handler] | None = None) -> None:
-    """Keep ``token`` out of the logs: redact it on every (root) handler, quieten httpx, and
-    cut PTB's tracebacks of a failed start to one line."""
+    """Keep ``token`` out of the logs (httpx logs every request URL, and Bot API URLs carry
+    it): mask it on every (root) handler with ``ingest.redact``, quieten httpx, and cut
+    PTB's tracebacks of a failed start to one line."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     ptb = logging.getLogger("telegram.ext")
     if not any(isinstance(f, OneLineStartFailures) for f in ptb.filters):
         ptb.addFilter(OneLineStartFailures())
-    redact = RedactSecrets([token])
+    redact.register(token)
     for handler in handlers if handlers is not None else logging.getLogger().handlers:
-        if not any(isinstance(f, RedactSecrets) for f in handler.filters):
-            handler.addFilter(redact)
+        if not any(isinstance(f, redact.RedactingFilter) for f in handler.filters):
+            handler.addFilter(redact.RedactingFilter())
 
 
 # ---------------------------------------------------------------------------- errors
