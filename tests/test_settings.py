@@ -128,3 +128,24 @@ def test_config_output_is_a_valid_env_file(tmp_path: Path) -> None:
     assert reloaded.top_k == 7
     assert reloaded.telegram.admin_ids == frozenset({1, 2})
     assert reloaded.telegram.bot_token is None  # the secret is not written out
+
+
+def test_cli_refuses_a_typo_in_env_with_one_line_and_usage_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    (tmp_path / ".env").write_text("TELEGRAM_BOT_TOKEN=123:s3cr3t-token\nCHUNK_TOKEN=100\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["config"])
+    assert result.exit_code == ExitStatus.USAGE
+    assert "CHUNK_TOKEN is not a setting; did you mean CHUNK_TOKENS?" in result.output
+    assert "Traceback" not in result.output
+    assert "s3cr3t" not in result.output
+    (tmp_path / ".env").write_text("TELEGRAM_BOT_TOKEN=123:s3cr3t-token\nTOP_K=7\n")
+    shown = CliRunner().invoke(cli, ["config"])
+    assert shown.exit_code == 0
+    assert "TOP_K=7\n" in shown.output
+    assert "s3cr3t" not in shown.output
