@@ -107,7 +107,12 @@ class LocalEmbeddings(Embeddings):
     max_tokens: int = MAX_TOKENS  # word pieces including [CLS] and [SEP]
 
     def __init__(
-        self, model_dir: Path, *, batch_size: int = 64, threads: int | None = None
+        self,
+        model_dir: Path,
+        *,
+        batch_size: int = 64,
+        threads: int | None = None,
+        onnx_file: str = ONNX_FILE,
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -140,7 +145,7 @@ class LocalEmbeddings(Embeddings):
         options.log_severity_level = 3  # errors only; shape-merge warnings are noise
         # InferenceSession.run is thread-safe: one session serves every caller.
         self._session = ort.InferenceSession(
-            str(model_dir / ONNX_FILE), sess_options=options, providers=["CPUExecutionProvider"]
+            str(model_dir / onnx_file), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._input_names = {i.name for i in self._session.get_inputs()}
 
