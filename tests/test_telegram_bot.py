@@ -212,6 +212,9 @@ async def test_allowlists_refuse_in_private_and_stay_silent_in_groups(
         fake.send_group(GROUP, ALICE, f"/ask {QINGDAO}")
         [answer] = await ask(fake, GROUP, f"/ask {QINGDAO}", user=BOB)
         assert is_cited_answer(answer)
+        query_id = fake.click(GROUP, ALICE, answer["message_id"])  # not allowed: silence
+        await fake.wait_until(lambda: query_id in fake.callback_answers)
+        assert fake.callback_answers[query_id].get("text") is None
         assert len(fake.sent(GROUP)) == 1
         [admin_answer] = await ask(fake, ADMIN, QINGDAO)
         assert is_cited_answer(admin_answer)

@@ -40,9 +40,11 @@ def make_gate(
         verdict = data.policy.decide(
             user.id if user else None, chat.id, chat.type == ChatType.PRIVATE
         )
+        if verdict is Verdict.REFUSE:
+            await _tell(update, NOT_REGISTERED)
+        elif verdict is Verdict.IGNORE and update.callback_query is not None:
+            await update.callback_query.answer()  # silent, but not a spinning button
         if verdict is not Verdict.ALLOW:
-            if verdict is Verdict.REFUSE:
-                await _tell(update, NOT_REGISTERED)
             raise ApplicationHandlerStop
         if is_question(update):
             wait = data.limiter.hit(user.id if user else chat.id)

@@ -5,7 +5,8 @@ call except getUpdates): it throttles sends to Telegram's limits (30 messages a 
 overall, 20 a minute per group) and, on flood control (429 ``retry_after``), waits as
 Telegram asks and tries again. On top of it, a network error or time-out (5xx included) is
 retried a few times with a short backoff. A timed-out send may have reached Telegram, so
-such a retry can duplicate a message — better than losing an answer.
+such a retry can duplicate a message — better than losing an answer. The typing indicator
+goes out unthrottled.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class RetryingLimiter(AIORateLimiter):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> JSONResult:
+        if endpoint == "sendChatAction":
+            # "typing…" is cosmetic and its failures are ignored: it should not use up a
+            # group's 20 messages a minute, nor wait behind answers.
+            return await callback(*args, **kwargs)
         attempt = 0
         while True:
             try:
