@@ -35,7 +35,9 @@ from bot.settings import Settings
 from bot.telegram import admin, handlers
 from bot.telegram.access import AccessPolicy, SlidingWindowLimiter
 from bot.telegram.context import CONTEXT_TYPES, Context, ShowPassages
+from bot.telegram.follow import FOLLOW_COMMANDS, follow_handlers
 from bot.telegram.gate import make_gate
+from bot.telegram.notify import DropFolder
 from bot.telegram.questions import QUESTION_TEXT
 from bot.telegram.sending import RetryingLimiter
 from ingest import redact
@@ -51,6 +53,7 @@ USER_COMMANDS = [
     BotCommand("ask", "Ask a question about the briefings"),
     BotCommand("sources", "Quoted passages of the last answer"),
     BotCommand("new", "Start a new conversation"),
+    *FOLLOW_COMMANDS,
     BotCommand("help", "What I know and how to ask"),
 ]
 ADMIN_COMMANDS = [
@@ -180,6 +183,7 @@ def build_application(
     cpu_bound = settings.answerer != "llm"
     workers = answer_workers or (min(4, os.cpu_count() or 1) if cpu_bound else 16)
     tg = settings.telegram
+    drop = DropFolder(settings)  # followed topics; the folder watcher when WATCH_ENABLED
 
     async def post_init(app: BotApp) -> None:
         answer_service = service
@@ -198,8 +202,10 @@ def build_application(
             answer_workers=workers,
         )
         await _set_commands(app, sorted(tg.admin_ids))
+        await drop.start(app.bot, answer_service)
 
     async def post_shutdown(app: BotApp) -> None:
+        await drop.stop()
         app.bot_data.stop()
 
     app = (
@@ -226,6 +232,7 @@ def build_application(
 
     app.add_handler(TypeHandler(Update, make_gate(is_question)), group=-1)
     app.add_handlers(questions)
+    app.add_handlers(follow_handlers(drop.subscriptions))
     app.add_handler(CommandHandler(["start", "help"], handlers.cmd_help, only_messages))
     app.add_handler(CommandHandler("sources", handlers.cmd_sources, only_messages))
     app.add_handler(CommandHandler("new", handlers.cmd_new, only_messages))
