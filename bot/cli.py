@@ -21,21 +21,24 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bot.settings import Settings, load_settings
 from ingest.errors import BriefingError, ConfigError, ExitStatus, IndexRebuilding, exit_status
-from ingest.pipeline import IngestStopped, Progress
-from ingest.redact import install_log_filter, register_settings, scrub
 from ingest.types import IngestReport, Outcome
 
+# Everything heavier (pydantic settings, Chroma, onnxruntime, LangChain) is imported by the
+# command that needs it, so `--help`, `config` and usage errors start fast.
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar  # the type click.progressbar returns
 
+    from bot.settings import Settings
     from bot.types import Answer
+    from ingest.pipeline import Progress
 
 log = logging.getLogger("briefing")
 
 
 def error_line(message: str) -> None:
+    from ingest.redact import scrub
+
     click.secho(f"Error: {scrub(message)}", fg="red", err=True)
 
 
@@ -61,6 +64,9 @@ class BriefingGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """briefing-bot: cited answers from policy briefings and press releases."""
+    from bot.settings import load_settings
+    from ingest.redact import install_log_filter, register_settings
+
     try:
         settings = load_settings()
     except ConfigError as err:  # a bad or unknown variable: one line, usage exit status
@@ -193,7 +199,7 @@ def ingest(
     settings: Settings, paths: tuple[Path, ...], rebuild: bool, dry_run: bool, as_json: bool
 ) -> None:
     """Ingest PATHS (files or folders; default: DOCUMENTS_DIR) into the index."""
-    from ingest.pipeline import run_ingest
+    from ingest.pipeline import IngestStopped, run_ingest
 
     def show(report: IngestReport, error: str | None = None) -> None:
         click.echo(
@@ -293,15 +299,15 @@ def ask(settings: Settings, question: str | None, as_json: bool) -> None:
     """Answer QUESTION with cited quotes. Without QUESTION (or with -): one question per
     stdin line (plain, or JSONL with id and question) → JSONL on stdout, one line per
     question; a line that cannot be read gets {"id", "error"} and the rest are answered."""
-    from bot.formatting import answer_json, format_answer
-    from bot.service import AnswerService
-    from ingest.pipeline import rebuild_note
-
     batch = question in (None, "-")
     if not batch and not str(question).strip():
         raise click.UsageError("QUESTION is empty: ask something, or pipe questions on stdin")
     if batch and sys.stdin.isatty():
         raise click.UsageError("give a QUESTION, or pipe questions on stdin")
+    from bot.formatting import answer_json, format_answer
+    from bot.service import AnswerService
+    from ingest.pipeline import rebuild_note
+
     items = _batch_items(sys.stdin.readlines()) if batch else []
     note = rebuild_note(settings.data_dir)
     try:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, SecretStr
+if TYPE_CHECKING:  # imported where used: `ingest.errors` (and so every CLI start) needs scrub
+    from pydantic import BaseModel
 
 MASK = "[redacted]"
 _MIN_SECRET = 6  # shorter values are not secrets worth masking (and would mask words)
@@ -23,6 +25,8 @@ _secrets: tuple[str, ...] = ()
 
 def secret_values(settings: BaseModel) -> list[str]:
     """Every ``SecretStr`` value in ``settings``, nested models included."""
+    from pydantic import BaseModel, SecretStr
+
     found: list[str] = []
     for name in type(settings).model_fields:
         value = getattr(settings, name)
