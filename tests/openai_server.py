@@ -9,9 +9,10 @@ Usable from sync and async tests alike: the server runs its own event loop in a 
         server.requests[-1]["messages"]  # the request bodies, as sent
 
 Scriptable per test: ``reply`` (text, or a function of the request body), ``replies`` (a queue
-used before ``reply``), ``delay_s``, ``status`` (e.g. 500) and ``malformed`` (a 200 whose body is
-not a chat completion). ``/v1/embeddings`` returns deterministic hash vectors (float or base64,
-as asked) and ``/v1/models`` lists ``model``.
+used before ``reply``), ``delay_s``, ``status`` (e.g. 500), ``malformed`` (a 200 whose body is
+not a chat completion) and ``echo_key`` (error bodies repeat the API key). ``/v1/embeddings``
+returns deterministic hash vectors (float or base64, as asked) and ``/v1/models`` lists
+``model``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class FakeOpenAIServer:
         self.delay_s = 0.0
         self.status = 200
         self.malformed = False
+        self.echo_key = False  # error bodies repeat the caller's API key
         self.requests: list[Body] = []  # chat completion request bodies, in order
         self.headers: list[dict[str, str]] = []
         self.embedding_requests: list[Body] = []
@@ -78,8 +80,13 @@ class FakeOpenAIServer:
                 await asyncio.wait_for(self._stopping.wait(), self.delay_s)
 
     def _error(self) -> web.Response:
+        message = "scripted failure"
+        if self.echo_key and self.headers:
+            # As some endpoints do: the rejected key repeated in the error body.
+            key = self.headers[-1].get("Authorization", "").removeprefix("Bearer ")
+            message = f"Incorrect API key provided: {key}"
         return web.json_response(
-            {"error": {"message": "scripted failure", "type": "server_error", "code": None}},
+            {"error": {"message": message, "type": "server_error", "code": None}},
             status=self.status,
         )
 

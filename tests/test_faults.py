@@ -1,0 +1,447 @@
+"""Fault injection through the real CLI, as a user runs it (issue 9).
+
+Every run has secrets planted (API key, bot token, webhook secret) and logs at DEBUG; none
+may appear in stdout or stderr. Failures must end in one ``Error:`` line and the documented
+exit status, never a traceback. Covered: bad settings, usage errors, a malformed JSONL line,
+``ask`` during a rebuild, a newline in a file name, kill -9 of an ingest at 20 seeded random
+moments, the Chroma server killed mid-ingest and mid-batch, and the LLM endpoint down,
+hanging, answering 500, garbage, or echoing the key. (The Bot API faults live with the
+Telegram tests.) Replay a kill sequence with FAULT_SEED=<seed printed on failure>.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from bot.settings import Settings
+from ingest.embeddings import LocalEmbeddings
+from ingest.pipeline import REBUILD_MARKER, run_ingest
+from tests.conftest import EXAMPLES, ROOT, _free_port, make_settings
+from tests.openai_server import FakeOpenAIServer
+from tests.test_ingest_crash import check_consistent, snapshot, write_corpus
+
+SECRETS = {
+    "OPENAI_API_KEY": "sk-planted-KEY-4f9a2c77e1b0",
+    "TELEGRAM_BOT_TOKEN": "123456789:AAH-planted-TOKEN-9c1e5d",
+    "WEBHOOK_SECRET": "planted-webhook-secret-77aa",
+}
+PLANTED = (*SECRETS.values(), "AAH-planted-TOKEN-9c1e5d")
+QUESTION = "What was Qingdao's Jan–Jul trade total?"
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "LOG_LEVEL": "DEBUG",
+        **SECRETS,
+        **extra,
+    }
+
+
+def run(
+    args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env=env,
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert_no_secret(result.stdout + result.stderr)
+    return result
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in PLANTED:
+        assert secret not in text
+
+
+def error_line(stderr: str) -> str:
+    """The one ``Error:`` line of a failed run; no traceback around it."""
+    assert "Traceback" not in stderr, stderr[-2000:]
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("Error:")]
+    assert len(lines) == 1, stderr[-2000:]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def index_env(examples_settings: Settings) -> dict[str, str]:
+    """The session's example index (read only here), as a user's environment."""
+    return cli_env(
+        DATA_DIR=str(examples_settings.data_dir),
+        MODEL_DIR=str(examples_settings.model_dir),
+        DOCUMENTS_DIR=str(EXAMPLES),
+    )
+
+
+# -- settings and usage ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "variable"),
+    [("TELEGRAM_ADMIN_IDS=@alice", "TELEGRAM_ADMIN_IDS"), ("TOP_K=abc", "TOP_K")],
+)
+def test_bad_setting_is_one_line_naming_it_exit_2(tmp_path: Path, line: str, variable: str) -> None:
+    name, value = line.split("=", 1)
+    result = run(["config"], cli_env(**{name: value}), tmp_path)
+    assert result.returncode == 2
+    assert variable in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_typo_in_env_file_is_named_and_config_output_round_trips(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("TOP_KK=3\n")
+    typo = run(["config"], cli_env(), tmp_path)
+    assert typo.returncode == 2
+    assert "TOP_KK" in typo.stderr
+    # `briefing config` prints valid .env text: saved as .env, every command still works.
+    (tmp_path / ".env").unlink()
+    first = run(["config"], cli_env(DATA_DIR=str(tmp_path / "data")), tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "None" not in first.stdout
+    assert "frozenset" not in first.stdout
+    (tmp_path / ".env").write_text(first.stdout)
+    again = run(["config"], cli_env(DATA_DIR=str(tmp_path / "data")), tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+
+
+def test_usage_errors_exit_2(tmp_path: Path, index_env: dict[str, str]) -> None:
+    empty = run(["ask", ""], index_env, tmp_path)
+    assert empty.returncode == 2
+    assert "empty" in empty.stderr
+    missing = tmp_path / "no-such-folder"
+    gone = run(["ingest"], {**index_env, "DOCUMENTS_DIR": str(missing)}, tmp_path)
+    assert gone.returncode == 2
+    assert str(missing) in error_line(gone.stderr)
+
+
+# -- ask: JSONL batch, rebuild in progress -------------------------------------------------
+
+
+def test_batch_keeps_going_past_a_bad_line_and_notes_a_rebuild(
+    tmp_path: Path, examples_settings: Settings, index_env: dict[str, str]
+) -> None:
+    data = examples_settings.data_dir
+    lines = [
+        json.dumps({"id": "q1", "question": QUESTION}),
+        '{"id": "q2", "question": ',  # cut off
+        json.dumps({"id": "q3"}),  # no question
+        "What was Chongqing's GDP per person?",
+    ]
+    # What an `ingest --rebuild` looks like from outside: the marker, and the lock held.
+    marker = data / REBUILD_MARKER
+    with open(data / "ingest.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        marker.touch()
+        try:
+            result = run(["ask"], index_env, tmp_path, stdin="\n".join(lines) + "\n")
+        finally:
+            marker.unlink()
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["q1", 2, "q3", 4]
+    assert "invalid JSON" in rows[1]["error"]
+    assert "question" in rows[2]["error"]
+    assert "341.81" in rows[0]["answer"]
+    assert rows[3]["answer"]
+    assert any("being rebuilt" in n for n in rows[0]["notes"])
+
+
+def test_newline_in_a_file_name_is_escaped_in_the_report(tmp_path: Path, model_dir: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "two\nlines.txt").write_text("Port note\n\nThe port handled 4.2 million boxes.\n")
+    env = cli_env(DATA_DIR=str(tmp_path / "data"), MODEL_DIR=str(model_dir))
+    result = run(["ingest", str(docs)], env, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    added = [ln for ln in result.stdout.splitlines() if ln.strip().startswith("added")]
+    assert len(added) == 1
+    assert "two\\nlines.txt" in added[0]
+
+
+# -- kill -9 at random moments ---------------------------------------------------------------
+
+
+def _forked_ingest(env: dict[str, str]) -> int:
+    """Start `briefing ingest --json` in a forked child; return its pid.
+
+    The child runs the real CLI (``bot.cli.main``) in a copy of this process, whose imports
+    are done already: a kill then lands in the ingest itself rather than in interpreter
+    start-up, and 20 kills stay cheap.
+    """
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.environ.clear()
+            os.environ.update(env)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            sys.argv = ["briefing", "ingest", "--json"]
+            from bot.cli import main
+
+            main()
+            code = 0
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else 1
+        finally:
+            os._exit(code)
+    return pid
+
+
+def test_kill9_at_20_seeded_moments_then_a_clean_ingest(tmp_path: Path, model_dir: Path) -> None:
+    seed = int(os.environ.get("FAULT_SEED") or random.randrange(1_000_000))
+    print(f"kill -9 moments: FAULT_SEED={seed}")  # shown on failure, to replay it
+    rng = random.Random(seed)
+    docs = tmp_path / "docs"
+    write_corpus(docs, 10, version=1)
+    data = tmp_path / "data"
+    env = cli_env(
+        DATA_DIR=str(data), DOCUMENTS_DIR=str(docs), MODEL_DIR=str(model_dir), EMBED_BATCH_SIZE="4"
+    )
+    started = time.perf_counter()  # one whole run, killed nowhere, sets the time scale
+    _, status = os.waitpid(_forked_ingest(env), 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    whole = time.perf_counter() - started
+    killed = 0
+    for moment in range(20):
+        if moment in (0, 10):  # new, changed and deleted files for the runs to be killed in
+            write_corpus(docs, 8, version=moment + 2)
+            for i in range(8 + moment // 10, 10, 2):
+                (docs / f"note-{i:03}.txt").unlink(missing_ok=True)
+        pid = _forked_ingest(env)
+        time.sleep(rng.uniform(0.05, 1.0) * whole)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except ProcessLookupError:  # already finished
+            pass
+        os.waitpid(pid, 0)
+    assert killed >= 10, f"FAULT_SEED={seed}: most runs ended before their kill"
+    embeddings = LocalEmbeddings(model_dir)
+    settings = make_settings(data, model_dir, documents_dir=docs)
+    final = run_ingest(settings, embeddings=embeddings)
+    assert not final.failures, f"FAULT_SEED={seed}"
+    check_consistent(settings, embeddings)
+    clean = make_settings(tmp_path / "clean", model_dir, documents_dir=docs)
+    run_ingest(clean, embeddings=embeddings)
+    assert snapshot(settings, embeddings) == snapshot(clean, embeddings), f"FAULT_SEED={seed}"
+
+
+# -- the Chroma server lost ------------------------------------------------------------------
+
+
+class ChromaServer:
+    """A `chroma run` of this module's own, to be killed and started again on the same data."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> ChromaServer:
+        exe = Path(sys.executable).with_name("chroma")
+        self.port = _free_port()
+        self._log = (self.path / f"server-{self.port}.log").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                str(exe),
+                "run",
+                "--path",
+                str(self.path / "db"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        url = f"http://127.0.0.1:{self.port}/api/v2/heartbeat"
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=1):
+                    return self
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.kill()
+                    pytest.fail("chroma server did not start")
+                time.sleep(0.2)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self._log is not None:
+            self._log.close()
+
+    def count(self, collection: str = "briefings") -> int:
+        import chromadb
+
+        try:
+            client = chromadb.HttpClient(host="127.0.0.1", port=self.port)
+            return int(client.get_collection(collection).count())
+        except Exception:  # not created yet
+            return 0
+
+
+@pytest.fixture(scope="module")
+def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    server = ChromaServer(tmp_path_factory.mktemp("chroma-faults")).start()
+    yield server
+    server.kill()
+
+
+def test_chroma_server_killed_mid_batch_then_mid_ingest(
+    tmp_path: Path, model_dir: Path, chroma: ChromaServer
+) -> None:
+    docs = tmp_path / "docs"
+    write_corpus(docs, 16, version=1)
+
+    def env() -> dict[str, str]:
+        return cli_env(
+            DATA_DIR=str(tmp_path / "data"),
+            DOCUMENTS_DIR=str(docs),
+            MODEL_DIR=str(model_dir),
+            CHROMA_HOST="127.0.0.1",
+            CHROMA_PORT=str(chroma.port),
+            EMBED_BATCH_SIZE="8",
+        )
+
+    assert run(["ingest"], env(), tmp_path).returncode == 0
+
+    # Mid-batch: answers given before the loss are kept, then one line and exit 3.
+    questions = "".join(f"How much did district {i} port output rise?\n" for i in range(400))
+    (tmp_path / "questions.txt").write_text(questions)
+    with (
+        (tmp_path / "questions.txt").open() as stdin,
+        (tmp_path / "ask.err").open("w") as err_file,
+    ):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "ask"],
+            env=env(),
+            cwd=tmp_path,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=err_file,  # a file: DEBUG logs must not fill a pipe nobody reads yet
+            text=True,
+        )
+        assert proc.stdout is not None
+        kept = [proc.stdout.readline() for _ in range(3)]
+        chroma.kill()
+        rest = proc.stdout.read()
+        proc.wait(timeout=120)
+    stderr = (tmp_path / "ask.err").read_text()
+    assert_no_secret(rest + stderr)
+    assert proc.returncode == 3, stderr[-2000:]
+    rows = [json.loads(line) for line in [*kept, *rest.splitlines()] if line.strip()]
+    assert 3 <= len(rows) < 400
+    assert all(r.get("answer") for r in rows)
+    assert "index" in error_line(stderr)
+
+    # Mid-ingest: the report so far on stdout (--json with the reason), one line, exit 3.
+    chroma.start()
+    write_corpus(docs, 16, version=2)
+    before = chroma.count()
+    with (tmp_path / "ingest.err").open("w") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "ingest", "--json"],
+            env=env(),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=err_file,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while chroma.count() == before and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first batch of the changed files is being written
+        chroma.kill()
+        out, _ = proc.communicate(timeout=120)
+    stderr = (tmp_path / "ingest.err").read_text()
+    assert_no_secret(out + stderr)
+    assert proc.returncode == 3, stderr[-2000:]
+    report = json.loads(out)
+    assert report["error"] and "Chroma" in report["error"]
+    assert "lost" in error_line(stderr)
+
+    # And back: the next run repairs and converges.
+    chroma.start()
+    again = run(["ingest", "--json"], env(), tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout)["summary"]["failed"] == 0
+
+
+# -- the LLM endpoint ------------------------------------------------------------------------
+
+
+def _ask_llm(tmp_path: Path, index_env: dict[str, str], base_url: str) -> dict[str, Any]:
+    env = {**index_env, "ANSWERER": "llm", "OPENAI_BASE_URL": base_url, "LLM_TIMEOUT_S": "2"}
+    result = run(["ask", "--json", QUESTION], env, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    body: dict[str, Any] = json.loads(result.stdout)
+    return body
+
+
+@pytest.mark.parametrize("fault", ["hanging", "http500", "garbage", "key-echoed-401"])
+def test_llm_endpoint_faults_fall_back_within_the_timeout(
+    tmp_path: Path, index_env: dict[str, str], fault: str
+) -> None:
+    with FakeOpenAIServer() as server:
+        if fault == "hanging":
+            server.delay_s = 30
+        elif fault == "http500":
+            server.status = 500
+        elif fault == "garbage":
+            server.malformed = True
+        else:
+            server.status, server.echo_key = 401, True
+        body = _ask_llm(tmp_path, index_env, server.base_url)
+        assert len(server.requests) == 1  # no retry
+    assert body["answerer"] == "llm→extractive"
+    assert "341.81" in body["answer"]
+    assert any("LLM unavailable" in n for n in body["notes"])
+    if fault == "hanging":  # LLM_TIMEOUT_S=2 bounds the LLM's part (a retry made it 4 s+)
+        assert body["timings_ms"]["answer_ms"] < 2000 + 1500  # + the extractive fallback
+
+
+def test_llm_endpoint_down(tmp_path: Path, index_env: dict[str, str]) -> None:
+    body = _ask_llm(tmp_path, index_env, f"http://127.0.0.1:{_free_port()}/v1")
+    assert body["answerer"] == "llm→extractive"
+    assert any("LLM unavailable" in n for n in body["notes"])
+
+
+def test_long_cli_question_is_clipped_with_a_note(
+    tmp_path: Path, index_env: dict[str, str]
+) -> None:
+    with FakeOpenAIServer() as server:
+        server.reply = "Trade totaled 341.81 billion yuan [1]."
+        env = {**index_env, "ANSWERER": "llm", "OPENAI_BASE_URL": server.base_url}
+        question = QUESTION + " and more" * 11_000  # 100 k characters, as in the issue
+        result = run(["ask", "--json", question], env, tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        sent = json.dumps(server.requests[0]["messages"])
+    assert len(sent) < 20_000  # not the whole question (MAX_QUESTION_CHARS=1000)
+    notes = json.loads(result.stdout)["notes"]
+    assert any("MAX_QUESTION_CHARS" in n for n in notes)
