@@ -1,17 +1,18 @@
 """Following topics: which followed topics the documents of an ingest run answer.
 
-After a run that added or updated documents, every subscription's topic is searched
+After a run that changed the index, every subscription's topic is searched
 among the new chunks only, with the answering pipeline itself: the same ``Retriever``
 (dense + BM25 fused, date intents, dedup, diversity) over a store that holds just the new
-documents, and the extractive answerer's evidence bar (``REFUSAL_THRESHOLD``). A topic
+documents, and the extractive answerer's refusal bar (``REFUSAL_THRESHOLD``). A topic
 "matches" a document when the answer to it would cite that document; the quote is the
-sentence the answer would quote. Unchanged, renamed and removed files never match.
+sentence the answer would quote. "New" means a document id (a content hash) the bot
+has not seen before (``SubscriptionStore.new_documents``): added and updated files are
+new, renamed, unchanged and removed ones never are.
 No Telegram types here (``bot.telegram.follow`` renders and sends).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,23 +24,12 @@ from bot.subscriptions import Subscription
 from bot.types import Citation
 from ingest.manifest import Manifest
 from ingest.store import IndexStore
-from ingest.types import IndexedChunk, IngestReport, Outcome
-
-NEW_CONTENT = (Outcome.ADDED, Outcome.UPDATED)
+from ingest.types import IndexedChunk
 
 
-def new_document_ids(report: IngestReport, manifest: Manifest, documents_dir: Path) -> list[str]:
-    """Documents whose content a run added or updated, in the report's order."""
-    base = os.path.abspath(documents_dir)
-    files = manifest.files()
-    out: list[str] = []
-    for result in report.results:
-        if result.outcome not in NEW_CONTENT or not result.chunks:
-            continue  # a second file with known content ("indexed once") is nothing new
-        row = files.get(os.path.join(base, result.path))  # display paths are relative to base
-        if row is not None and row.doc_id not in out:
-            out.append(row.doc_id)
-    return out
+def document_ids(manifest: Manifest) -> list[str]:
+    """Every indexed document, oldest first (the order digests list new ones in)."""
+    return [d.doc_id for d in sorted(manifest.docs(), key=lambda d: d.ingested_at)]
 
 
 class NewChunks:
@@ -124,22 +114,20 @@ def match_subscriptions(
 
 
 def find_matches(
-    report: IngestReport,
+    doc_ids: Sequence[str],
     subscriptions: Sequence[Subscription],
     *,
     store: IndexStore,
     embeddings: Any,
     manifest_path: Path,
-    documents_dir: Path,
     min_evidence: float | None,
     top_k: int = 5,
 ) -> dict[int, list[DocMatch]]:
-    """The follow matches of one ingest run (empty when it brought nothing new)."""
-    if not subscriptions:
+    """Which chats' topics the documents ``doc_ids`` (new since last time) answer."""
+    if not subscriptions or not doc_ids:
         return {}
     manifest = Manifest(manifest_path)
     try:
-        doc_ids = new_document_ids(report, manifest, documents_dir)
         chunk_ids = [cid for d in doc_ids if (row := manifest.doc(d)) for cid in row.chunk_ids]
     finally:
         manifest.close()

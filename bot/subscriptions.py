@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,8 @@ CREATE TABLE IF NOT EXISTS subscriptions(
     UNIQUE(chat_id, topic)
 );
 CREATE INDEX IF NOT EXISTS subscriptions_chat ON subscriptions(chat_id);
+CREATE TABLE IF NOT EXISTS seen_documents(doc_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -112,6 +115,29 @@ class SubscriptionStore:
         with self._lock:
             self._db.execute("DELETE FROM subscriptions WHERE id=?", (sub.id,))
         return sub
+
+    # -- which documents followers have been told about ------------------------------------
+
+    def new_documents(self, current: Sequence[str]) -> list[str]:
+        """The ids in ``current`` (the index's documents now) not seen before; remembers them.
+
+        Kept here rather than taken from one run's report, so documents indexed by a manual
+        ``briefing ingest`` or the bot's ``/ingest`` (or while the bot was down) still reach
+        followers with the next run. The first call ever only takes note: followers are told
+        about documents that arrive after the bot started following, not the whole corpus.
+        """
+        with self._lock:
+            seen = {row[0] for row in self._db.execute("SELECT doc_id FROM seen_documents")}
+            started = self._db.execute("SELECT 1 FROM meta WHERE key='ledger'").fetchone()
+            new = [d for d in dict.fromkeys(current) if d not in seen] if started else []
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM seen_documents")  # gone documents need no memory
+            self._db.executemany(
+                "INSERT OR IGNORE INTO seen_documents(doc_id) VALUES (?)", [(d,) for d in current]
+            )
+            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('ledger', '1')")
+            self._db.execute("COMMIT")
+        return new
 
     def remove_chat(self, chat_id: int) -> int:
         """Forget every topic of a chat (the bot was blocked or removed); returns how many."""

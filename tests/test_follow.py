@@ -10,8 +10,8 @@ from bot.follow import find_matches
 from bot.settings import Settings
 from bot.subscriptions import MAX_PER_CHAT, SubscriptionError, SubscriptionStore
 from ingest.embeddings import LocalEmbeddings
+from ingest.manifest import Manifest
 from ingest.store import open_index
-from ingest.types import FileResult, IngestReport, Outcome
 
 QINGDAO = "qingdao-trade-2020-09-04.md"
 SHANGHAI = "shanghai-economy-2022-03-16.md"
@@ -46,10 +46,22 @@ def test_store_adds_lists_removes_and_persists(tmp_path: Path) -> None:
     with pytest.raises(SubscriptionError, match="unfollow"):
         reopened.add(10, "one too many")
 
+    # Which documents are new: the first look only takes note of the corpus.
+    assert reopened.new_documents(["a", "b"]) == []
+    assert reopened.new_documents(["a", "b", "c"]) == ["c"]  # added (or updated: new hash)
+    assert reopened.new_documents(["b", "c"]) == []  # removed or renamed: nothing new
+    assert reopened.new_documents(["b", "c", "a"]) == ["a"]  # dropped again later: new again
+    reopened.close()
+    assert SubscriptionStore(path).new_documents(["b", "c", "a", "d"]) == ["d"]  # restart
 
-def run_adding(settings: Settings, *names: str) -> IngestReport:
-    """The report of a run that added ``names`` (already in the example index)."""
-    return IngestReport(results=[FileResult(n, Outcome.ADDED, chunks=1) for n in names])
+
+def doc_id_of(settings: Settings, path: str) -> str:
+    manifest = Manifest(settings.manifest_path)
+    try:
+        (doc,) = [d for d in manifest.docs() if d.path == path]
+    finally:
+        manifest.close()
+    return doc.doc_id
 
 
 def test_a_topic_matches_only_the_new_documents_that_answer_it(
@@ -63,14 +75,14 @@ def test_a_topic_matches_only_the_new_documents_that_answer_it(
     subs.add(2, "qingdao trade")
     subs.add(3, "reservoir water supply")
 
-    def matches(report: IngestReport) -> dict[int, list[tuple[str, str, list[str]]]]:
+    def matches(*paths: str) -> dict[int, list[tuple[str, str, list[str]]]]:
+        """The matches if ``paths`` were the new documents (the index holds them all)."""
         found = find_matches(
-            report,
+            [doc_id_of(examples_settings, p) for p in paths],
             subs.all(),
             store=store,
             embeddings=embeddings,
             manifest_path=examples_settings.manifest_path,
-            documents_dir=examples_settings.documents_dir,
             min_evidence=examples_settings.refusal_threshold,
         )
         return {
@@ -78,16 +90,13 @@ def test_a_topic_matches_only_the_new_documents_that_answer_it(
             for chat, docs in found.items()
         }
 
-    found = matches(run_adding(examples_settings, QINGDAO))
+    found = matches(QINGDAO)
     assert set(found) == {1, 2}  # chat 3 follows something else
     ((path, quote, topics),) = found[1]
-    assert path == QINGDAO
+    assert (path, topics) == (QINGDAO, ["qingdao trade"])
     assert any(quote in c.text for c in store.all_chunks() if c.path == QINGDAO)  # verbatim
     assert "Qingdao" in quote
     assert found[2][0][2] == ["Qingdao exports", "qingdao trade"]  # one entry, two topics
 
-    assert matches(run_adding(examples_settings, SHANGHAI)) == {}  # unrelated: nothing
-    unchanged = IngestReport(results=[FileResult(QINGDAO, Outcome.UNCHANGED)])
-    assert matches(unchanged) == {}
-    renamed = IngestReport(results=[FileResult(QINGDAO, Outcome.RENAMED)])
-    assert matches(renamed) == {}
+    assert matches(SHANGHAI) == {}  # an unrelated release: nothing
+    assert matches() == {}

@@ -31,12 +31,13 @@ from telegram import Bot, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 
-from bot.follow import DocMatch, find_matches
+from bot.follow import DocMatch, document_ids, find_matches
 from bot.formatting import esc, source_line
 from bot.service import AnswerService
 from bot.settings import Settings
 from bot.subscriptions import SubscriptionStore
 from bot.telegram.html_split import split_html
+from ingest.manifest import Manifest
 from ingest.types import FileResult, IngestReport, Outcome
 from ingest.watch import watch
 
@@ -222,6 +223,7 @@ class DropFolder:
         """Start the outbox, and the watcher when ``settings.watch.enabled``."""
         self._service = service
         self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._new_documents)  # first start: note what exists
         self.outbox = Outbox(
             bot, chat_interval_s=self.chat_interval_s, on_blocked=self._forget_chat
         )
@@ -237,6 +239,15 @@ class DropFolder:
         if self.outbox is not None:
             await self.outbox.stop()
         self.subscriptions.close()
+
+    def _new_documents(self) -> list[str]:
+        """Documents indexed since the last look (by any ingest), oldest first."""
+        manifest = Manifest(self.settings.manifest_path)
+        try:
+            current = document_ids(manifest)
+        finally:
+            manifest.close()
+        return self.subscriptions.new_documents(current)
 
     def _forget_chat(self, chat_id: int) -> None:
         removed = self.subscriptions.remove_chat(chat_id)
@@ -273,18 +284,20 @@ class DropFolder:
             notice = render_notice(report, news)
             for chat_id in self.notify_chats:
                 self._post(chat_id, notice)
-        if not any(r.outcome in INDEX_CHANGES for r in report.results):
-            return  # nothing new to answer from (failures alone change nothing)
+        # New documents are taken from the index, not this report: a manual ingest may have
+        # indexed the dropped files first, leaving this run nothing but "unchanged".
+        new_docs = self._new_documents()
+        if not new_docs and not any(r.outcome in INDEX_CHANGES for r in report.results):
+            return  # nothing to answer from that was not there before
         service = self._service
         assert service is not None
         service.warm_up()  # the answering side picks up the new index generation now
         matches = find_matches(
-            report,
+            new_docs,
             self.subscriptions.all(),
             store=service.store,
             embeddings=service.embeddings,
             manifest_path=self.settings.manifest_path,
-            documents_dir=self.settings.documents_dir,
             min_evidence=self.settings.refusal_threshold,
             top_k=self.settings.top_k,
         )
