@@ -10,7 +10,8 @@ Usable from sync and async tests alike: the server runs its own event loop in a 
 
 Scriptable per test: ``reply`` (text, or a function of the request body), ``replies`` (a queue
 used before ``reply``), ``delay_s``, ``status`` (e.g. 500), ``malformed`` (a 200 whose body is
-not a chat completion) and ``echo_key`` (error bodies repeat the API key). ``/v1/embeddings``
+not a chat completion), ``echo_key`` (error bodies repeat the API key) and ``faults`` (one
+per request, before the rest: "hang", "500", "401-echo", "garbage"). ``/v1/embeddings``
 returns deterministic hash vectors (float or base64, as asked) and ``/v1/models`` lists
 ``model``.
 """
@@ -54,6 +55,8 @@ class FakeOpenAIServer:
         self.status = 200
         self.malformed = False
         self.echo_key = False  # error bodies repeat the caller's API key
+        # Per-request faults, used first: "hang" (delay_s=60), "500", "401-echo", "garbage".
+        self.faults: deque[str] = deque()
         self.requests: list[Body] = []  # chat completion request bodies, in order
         self.headers: list[dict[str, str]] = []
         self.embedding_requests: list[Body] = []
@@ -94,10 +97,21 @@ class FakeOpenAIServer:
         body: Body = await request.json()
         self.requests.append(body)
         self.headers.append(dict(request.headers))
+        fault = self.faults.popleft() if self.faults else ""
+        if fault == "hang" and self._stopping is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), 60)
         await self._wait()
+        if fault in ("500", "401-echo"):
+            saved = self.status, self.echo_key
+            self.status, self.echo_key = int(fault[:3]), fault == "401-echo"
+            try:
+                return self._error()
+            finally:
+                self.status, self.echo_key = saved
         if self.status != 200:
             return self._error()
-        if self.malformed:
+        if self.malformed or fault == "garbage":
             return web.Response(text='{"id": "x", "choices": [', content_type="application/json")
         reply = self.replies.popleft() if self.replies else self.reply
         text = reply(body) if callable(reply) else reply
