@@ -72,6 +72,7 @@ def test_bad_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         ("CHUNK_TOKEN=100", "CHUNK_TOKEN is not a setting; did you mean CHUNK_TOKENS?"),
         ("WEBHOOK_PATH=/x", "WEBHOOK_PATH is not a setting"),
+        ("WATCH_ENABLE=true", "WATCH_ENABLE is not a setting; did you mean WATCH_ENABLED?"),
         ("OPENAI_ORG_ID=org-1", "OPENAI_ORG_ID is not a setting"),
         ("CHROMA_HOTS=db", "CHROMA_HOTS is not a setting; did you mean CHROMA_HOST?"),
         ("TELEGRAM_ADMIN_IDS=@alice", "TELEGRAM_ADMIN_IDS: expects comma-separated numeric ids"),
