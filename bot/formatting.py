@@ -51,20 +51,21 @@ def source_line(hit: Hit, n: int | None = None, *, html: bool = False) -> str:
 
 
 def format_answer(answer: Answer) -> str:
+    """The answer, its sources with their quotes, and its notes; a refusal lists the nearest
+    documents instead of sources, unless it quotes what the documents do say (a near miss)."""
     lines = [answer.text, ""]
-    if answer.refused:
-        if answer.nearest:
-            lines.append("Nearest documents:")
-            seen: set[str] = set()
-            for hit in answer.nearest:
-                if hit.doc_id not in seen:
-                    seen.add(hit.doc_id)
-                    lines.append(f"  - {source_line(hit)}")
-        return "\n".join(lines).rstrip()
-    lines.append("Sources:")
-    for c in answer.citations:
-        lines.append(source_line(c.hit, c.n))
-        lines.append(f'    "{c.quote}"')
+    if answer.citations:
+        lines.append("Sources:")
+        for c in answer.citations:
+            lines.append(source_line(c.hit, c.n))
+            lines.append(f'    "{c.quote}"')
+    elif answer.refused and answer.nearest:
+        lines.append("Nearest documents:")
+        seen: set[str] = set()
+        for hit in answer.nearest:
+            if hit.doc_id not in seen:
+                seen.add(hit.doc_id)
+                lines.append(f"  - {source_line(hit)}")
     for note in answer.notes:
         lines.append(f"(note: {note})")
     return "\n".join(lines).rstrip()

@@ -84,6 +84,24 @@ def test_refusal_says_so_once_and_lists_nearest_documents() -> None:
     assert "[2] B" in shown
 
 
+def test_near_miss_refusal_shows_its_sources_not_a_dangling_marker() -> None:
+    quote = "Imports and exports totaled 341.81 billion yuan."
+    refusal = Answer(
+        text=f"Not stated for Q2 2020; the documents give Jan–Jul 2020: {quote} [1]",
+        citations=[Citation(1, hit(), quote)],
+        refused=True,
+        nearest=[hit(title="B")],
+        notes=["The documents give the trade total for Jan–Jul 2020, not Q2 2020."],
+    )
+    shown = parse_html(render_answer(refusal))
+    assert shown.startswith("Not stated for Q2 2020")
+    assert "Sources\n[1] Qingdao trade" in shown
+    assert "Nearest documents" not in shown
+    plain = format_answer(refusal)
+    assert "Sources:\n[1] Qingdao trade" in plain
+    assert "(note: The documents give the trade total for Jan–Jul 2020, not Q2 2020.)" in plain
+
+
 def test_one_source_line_renders_plain_and_html() -> None:
     source = hit(title="Tom & Jerry <Trade>", page=3)
     plain = source_line(source, 1)

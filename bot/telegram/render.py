@@ -13,30 +13,38 @@ from bot.formatting import esc, source_line
 from bot.types import Answer, Citation
 
 
+def _sources(citations: Sequence[Citation]) -> str:
+    lines = ["<b>Sources</b>"]
+    for citation in citations:
+        lines.append(source_line(citation.hit, citation.n, html=True))
+        if citation.quote.strip():
+            lines.append(f"<blockquote><i>{esc(citation.quote.strip())}</i></blockquote>")
+    return "\n".join(lines)
+
+
 def render_answer(answer: Answer) -> str:
     """The chat message for an answer: the text with [n], then one source per citation."""
     if answer.refused:
         return render_refusal(answer)
     blocks = [esc(answer.text.strip()) or "(empty answer)"]
     if answer.citations:
-        lines = ["<b>Sources</b>"]
-        for citation in answer.citations:
-            lines.append(source_line(citation.hit, citation.n, html=True))
-            if citation.quote.strip():
-                lines.append(f"<blockquote><i>{esc(citation.quote.strip())}</i></blockquote>")
-        blocks.append("\n".join(lines))
+        blocks.append(_sources(answer.citations))
     return "\n\n".join(blocks)
 
 
 def render_refusal(answer: Answer) -> str:
-    """The answerer's own refusal text (once, in bold), its reasons, the nearest documents."""
-    blocks = [f"<b>{esc(answer.text.strip())}</b>"] if answer.text.strip() else []
-    blocks += [f"<i>{esc(note)}</i>" for note in answer.notes if note.strip()]
-    if answer.nearest:
+    """The answerer's own refusal text, once and in bold. When it quotes what the documents
+    do say instead (a near miss, with [n]), its sources follow; otherwise the nearest
+    documents. Notes are not shown (they include the answerer's scores); the CLI shows them.
+    """
+    blocks = [f"<b>{esc(answer.text.strip()) or 'No answer.'}</b>"]
+    if answer.citations:
+        blocks.append(_sources(answer.citations))
+    elif answer.nearest:
         lines = ["<b>Nearest documents</b>"]
         lines += [source_line(hit, i, html=True) for i, hit in enumerate(answer.nearest, start=1)]
         blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) or "<b>No answer.</b>"
+    return "\n\n".join(blocks)
 
 
 def _highlight(passage: str, quote: str) -> str:
