@@ -3,11 +3,10 @@ answering with the real AnswerService over a real index of the example briefings
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import shutil
-import time
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
@@ -34,6 +33,7 @@ GROUP = -1001
 FAIL = "please fail now"
 LONG = "please answer at length"
 SLOW = "please answer slowly"
+SLOW_RELEASE = threading.Event()  # the slow answer is made once the test sets this
 REBUILDING_NOW = "please be mid-rebuild"
 
 
@@ -48,7 +48,7 @@ class ScriptedService(AnswerService):
         if question == REBUILDING_NOW:
             raise IndexRebuilding("the index is being rebuilt (briefing ingest --rebuild)")
         if question == SLOW:
-            time.sleep(1.5)
+            SLOW_RELEASE.wait(60)
         real = super().answer(QINGDAO if question in (LONG, SLOW) else question, today=today)
         if question == LONG:  # a >10,000-character answer built from a real cited answer
             paragraphs: list[str] = []
@@ -315,19 +315,23 @@ async def test_service_error_gets_a_polite_reply_and_the_bot_keeps_serving(
 
 
 async def test_slow_answer_does_not_block_other_chats(fake: FakeTelegram, bot: BotApp) -> None:
-    fake.send_private(ALICE, SLOW)
-    await asyncio.sleep(0.1)
-    started = time.monotonic()
-    await ask(fake, BOB, QINGDAO)
-    assert not fake.sent(ALICE)  # Bob got his answer while Alice's was still being made
-    assert time.monotonic() - started < 1.4
-    await fake.wait_for_replies(ALICE)
+    SLOW_RELEASE.clear()
+    fake.send_private(ALICE, SLOW)  # its answer is held until Bob has his
+    try:
+        [answer] = await ask(fake, BOB, QINGDAO)
+        assert is_cited_answer(answer)
+        assert not fake.sent(ALICE)  # Bob was answered while Alice's answer was being made
+    finally:
+        SLOW_RELEASE.set()
+    [slow] = await fake.wait_for_replies(ALICE)
+    assert is_cited_answer(slow)
 
 
 async def test_fifty_concurrent_chats_all_answered(fake: FakeTelegram, bot: BotApp) -> None:
     chats = range(100, 150)
     questions = {chat: fake.send_private(chat, QINGDAO)["message_id"] for chat in chats}
-    await fake.wait_until(lambda: all(fake.sent(chat) for chat in chats), wait_s=60)
+    # Liveness, not speed (bench/telegram_bench.py measures that): generous on a busy machine.
+    await fake.wait_until(lambda: all(fake.sent(chat) for chat in chats), wait_s=240)
     for chat in chats:
         [reply] = fake.sent(chat)
         assert reply["reply_to_message"]["message_id"] == questions[chat]
