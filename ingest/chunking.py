@@ -110,11 +110,16 @@ def _merge_small(
     def count(t: str) -> int:
         return max(0, count_tokens(t) - SPECIAL_TOKENS)
 
+    def is_small(t: str) -> bool:
+        # Every word is at least one word piece: a span of _SMALL words or more is not
+        # small, and is not tokenised again (that was a whole extra pass over the text).
+        return len(t.split(maxsplit=_SMALL)) < _SMALL and count(t) < _SMALL
+
     out: list[tuple[int, int]] = []
     for start, end in spans:
         if out:
             prev_start, prev_end = out[-1]
-            small = min(count(text[prev_start:prev_end]), count(text[start:end])) < _SMALL
+            small = is_small(text[start:end]) or is_small(text[prev_start:prev_end])
             if small and count(text[prev_start:end]) <= budget:
                 out[-1] = (prev_start, end)
                 continue
