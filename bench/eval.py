@@ -47,15 +47,18 @@ from langchain_chroma import Chroma
 from langchain_core.documents import Document as LCDocument
 from naive import NAIVE_K, ChromaDefaultEmbeddings, build_naive, passages, pdf_pages
 
-from bot.extractive import DEFAULT_MIN_EVIDENCE, extractive_answer
+from bot.extractive import default_threshold, extractive_answer
+from bot.selector import select
 from bot.service import AnswerService
 from bot.types import Answer, Hit
 from ingest.embeddings import LocalEmbeddings
 from ingest.pipeline import run_ingest
 from ingest.types import IndexedChunk
 
-THRESHOLDS = (0.3, 0.4, DEFAULT_MIN_EVIDENCE, 0.5, 0.55, 0.6, 0.7, 0.8)
+SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # selector probabilities, plus the calibrated one
 OUR_K = 5  # Settings.top_k's default: the passages the answerer sees
+TATQA_HELD_OUT = 139  # TAT-QA dev contexts not used to fit the selector
+ANSWERABILITY = Path(__file__).resolve().parent / "data" / "answerability"
 Row = list[object]
 
 
@@ -73,6 +76,8 @@ class Context:
     dangling: int = 0
     non_verbatim: int = 0
     skipped: int = 0  # files the ingest refused
+    verbose: bool = False  # print the answerability questions answered wrongly
+    kinds: list[Row] = field(default_factory=list)
 
     @property
     def naive_embeddings(self) -> ChromaDefaultEmbeddings:
@@ -261,7 +266,7 @@ def rgb(ctx: Context, lang: str, records: list[dict[str, Any]], sweep: bool) -> 
         ["", "answer in top-5 passages", _rate(ours5), _rate(naive5)],
         ["", "refused (answerable questions)", _rate(refused), None],
     ]  # fmt: skip
-    if sweep and ctx.with_naive:
+    if sweep:
         calibration(ctx, records, hits_by_q, neg - pos)
 
 
@@ -272,14 +277,20 @@ def calibration(
     service = _rgb_corpus(ctx, f"rgb-en-{len(records)}-unanswerable", negatives)
     empty_hits = [service.retriever.search(r["query"], k=OUR_K) for r in records]
     rows: list[Row] = []
-    for t in THRESHOLDS:
+    default = default_threshold()
+    # Each question is scored once; the sweep only moves the threshold.
+    full = [select(r["query"], h, ctx.embeddings) for r, h in zip(records, hits_by_q, strict=True)]
+    empty = [
+        select(r["query"], h, ctx.embeddings) for r, h in zip(records, empty_hits, strict=True)
+    ]
+    for t in sorted({*SWEEP, default}):
         answerable = [
-            extractive_answer(r["query"], h, min_evidence=t)
-            for r, h in zip(records, hits_by_q, strict=True)
+            extractive_answer(r["query"], h, min_evidence=t, selection=sel)
+            for r, h, sel in zip(records, hits_by_q, full, strict=True)
         ]
         unanswerable = [
-            extractive_answer(r["query"], h, min_evidence=t)
-            for r, h in zip(records, empty_hits, strict=True)
+            extractive_answer(r["query"], h, min_evidence=t, selection=sel)
+            for r, h, sel in zip(records, empty_hits, empty, strict=True)
         ]
         for answer, hits in [
             *zip(answerable, hits_by_q, strict=True),
@@ -290,7 +301,7 @@ def calibration(
             rgb_correct(a.text, r["answer"]) and not a.refused
             for a, r in zip(answerable, records, strict=True)
         ]
-        name = f"{t:.2f}{' (default)' if t == DEFAULT_MIN_EVIDENCE else ''}"
+        name = f"{t:.2f}{' (default)' if t == default else ''}"
         refusals = [
             _rate([a.refused for a in unanswerable]),
             _rate([a.refused for a in answerable]),
@@ -303,11 +314,12 @@ def calibration(
             rows,
         )
     )
-    default = next(r for r in rows if str(r[0]).endswith("(default)"))
+    chosen = next(r for r in rows if str(r[0]).endswith("(default)"))
     ctx.rows += [
-        [f"RGB en unanswerable ({len(records)} q)", "refused (want high)", default[1], None],
-        ["", "false refusals, answerable (want low)", default[2], None],
-    ]
+        [f"RGB en, gold passages removed ({len(records)} q)", "refused (want high)", chosen[1],
+         None],
+        ["", "false refusals with them (want low)", chosen[2], None],
+    ]  # fmt: skip
 
 
 # -- TAT-QA -------------------------------------------------------------------------------
@@ -318,7 +330,9 @@ def _norm(text: str) -> str:
 
 
 def tatqa(ctx: Context, limit: int | None) -> None:
-    contexts = json.loads((TATQA / "tatqa_dataset_dev.json").read_text(encoding="utf-8"))[:limit]
+    # Contexts 139-277 trained the answer selector (bench/fit_selector.py): report on 0-138.
+    contexts = json.loads((TATQA / "tatqa_dataset_dev.json").read_text(encoding="utf-8"))
+    contexts = contexts[: min(limit or TATQA_HELD_OUT, TATQA_HELD_OUT)]
     found: dict[str, list[bool]] = {}
     for c in contexts:
         uid = c["table"]["uid"]
@@ -331,13 +345,13 @@ def tatqa(ctx: Context, limit: int | None) -> None:
             for i, text in enumerate([table_text, *paragraphs])
         ]
         for q in c["questions"]:
-            answer = extractive_answer(q["question"], hits)
+            answer = extractive_answer(q["question"], hits, embedder=ctx.embeddings)
             ctx.check(answer, hits)
             gold = q["answer"] if isinstance(q["answer"], list) else [q["answer"]]
             text = _norm(answer.text)
             ok = not answer.refused and all(_norm(str(g)) in text for g in gold)
             found.setdefault(q["answer_type"], []).append(ok)
-    label = f"TAT-QA reader ({len(contexts)} contexts)"
+    label = f"TAT-QA reader ({len(contexts)} contexts, held out)"
     for kind in ("span", "multi-span", "count", "arithmetic"):
         note = "" if kind in ("span", "multi-span") else " (not expected: needs computing)"
         flags = found.get(kind, [])
@@ -345,6 +359,48 @@ def tatqa(ctx: Context, limit: int | None) -> None:
             [label, f"{kind} answer in our answer ({len(flags)} q){note}", _rate(flags), None]
         )
         label = ""
+
+
+# -- answerability (our own set) ------------------------------------------------------------
+
+
+def answerability(ctx: Context) -> None:
+    """Right or refused, on invented releases: see bench/data/answerability/README.md."""
+    docs = ANSWERABILITY / "docs"
+    service = ctx.service("answerability", [docs], docs)
+    lines = (ANSWERABILITY / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    questions = [json.loads(line) for line in lines if line.strip()]
+    times: list[float] = []
+    by_kind: dict[tuple[str, str], list[bool]] = {}
+    summary: dict[str, dict[str, list[bool]]] = {}
+    for q in questions:
+        answer, _hits = ctx.timed_answer(service, q["question"], times)
+        if q["answerable"]:
+            ok = not answer.refused and any(a.lower() in answer.text.lower() for a in q["answers"])
+        else:
+            ok = answer.refused
+        if ctx.verbose and not ok:
+            print(f"  MISS {q['id']} {q['question']}\n    -> {answer.text[:160]!r} {answer.notes}",
+                  file=sys.stderr)  # fmt: skip
+        by_kind.setdefault((q["kind"], q["split"]), []).append(ok)
+        s = summary.setdefault(q["split"], {"right": [], "refused": [], "false_refusal": []})
+        if q["answerable"]:
+            s["right"].append(ok)
+            s["false_refusal"].append(answer.refused)
+        else:
+            s["refused"].append(ok)
+    ctx.add_latency("answerability set", service, times)
+    for split, s in sorted(summary.items()):
+        n = len(s["right"]) + len(s["refused"])
+        label = f"Answerability {split} ({n} q)" + (" tuned on" if split == "dev" else "")
+        ctx.rows += [
+            [label, "answerable: correct answer", _rate(s["right"]), None],
+            ["", "unanswerable: refused", _rate(s["refused"]), None],
+            ["", "answerable: refused (false refusals)", _rate(s["false_refusal"]), None],
+        ]
+    ctx.kinds = [
+        [kind, split, len(flags), _rate(flags)] for (kind, split), flags in sorted(by_kind.items())
+    ]
 
 
 # -- main ---------------------------------------------------------------------------------
@@ -357,6 +413,9 @@ def report(ctx: Context) -> None:
     ]
     print(f"\nmachine: {machine()}")
     print(table(["data", "metric", "ours", "naive", "ours/naive"], rows, left=2))
+    if ctx.kinds:
+        print("\nAnswerability set per kind (answerable kinds: correct; the others: refused):")
+        print(table(["kind", "split", "questions", "rate"], ctx.kinds, left=2))
     if ctx.latency:
         print("\nLatency of warm AnswerService.answer (extractive), ms:")
         print(table(["corpus", "chunks", "questions", "p50", "p95"], ctx.latency))
@@ -371,30 +430,37 @@ def report(ctx: Context) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small samples (smoke run)")
-    parser.add_argument("--only", choices=["financebench", "rgb", "tatqa", "latency"])
+    parser.add_argument(
+        "--only", choices=["financebench", "rgb", "tatqa", "latency", "answerability"]
+    )
+    parser.add_argument("--verbose", action="store_true", help="print answerability misses")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
     parser.add_argument("--cache", type=Path, help="keep indexes here (default: a temp dir)")
     parser.add_argument(
         "--fb-docs", type=int, default=12, help="FinanceBench PDFs in the pool (0: all 74)"
     )
-    parser.add_argument("--rgb-zh", type=int, default=100, help="Chinese RGB questions (max 300)")
+    parser.add_argument(
+        "--rgb-zh", type=int, default=100, help="Chinese RGB questions (max 300; 0: none)"
+    )
     args = parser.parse_args(argv)
     quiet_environment()
     with tempfile.TemporaryDirectory(prefix="eval-bench-") as tmp:
         cache = args.cache or Path(tmp)
         model = model_dir(cache)
-        ctx = Context(cache, model, args.quick, args.only != "latency", LocalEmbeddings(model))
+        with_naive = args.only != "latency" and not args.no_naive
+        ctx = Context(cache, model, args.quick, with_naive, LocalEmbeddings(model))
+        ctx.verbose = args.verbose
         only = args.only
+        if only in (None, "answerability"):
+            answerability(ctx)
         if only in (None, "financebench", "latency"):
             financebench(ctx, args.fb_docs or None)
         if only in (None, "rgb", "latency"):
             en = rgb_records("en_fact.json", 20 if args.quick else None)
-            rgb(ctx, "en", en, sweep=True)
-            rgb(
-                ctx,
-                "zh",
-                rgb_records("zh_refine.json", 10 if args.quick else args.rgb_zh),
-                sweep=False,
-            )
+            rgb(ctx, "en", en, sweep=only != "latency")
+            if args.rgb_zh:  # 0: English only
+                zh = rgb_records("zh_refine.json", 10 if args.quick else args.rgb_zh)
+                rgb(ctx, "zh", zh, sweep=False)
         if only in (None, "tatqa"):
             tatqa(ctx, 20 if args.quick else None)
         report(ctx)

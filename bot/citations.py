@@ -15,6 +15,9 @@ order. ``postprocess``:
    which the model saw too — is dropped whole, with a note naming the figure. Cutting only the
    number would leave a claim that reads as sourced but says something else ("totaled billion
    yuan"), so the whole sentence goes;
+   Given the question, a sentence whose cited passages do not name the question's entity,
+   state only other periods, or do not name the office asked about is dropped as well: it
+   answers another question ("Q1 revenue" for a Q2 question);
 4. renumbers the surviving citations 1..k in order of first use;
 5. picks, for each cited passage, the passage sentence (split as ``bot.sentences`` does for the
    extractive answerer) that best supports the answer sentences citing it (shared terms of
@@ -31,6 +34,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from bot.answer_types import AnswerType, answer_type
+from bot.constraints import question_constraints, unsupported_by
 from bot.lexical import tokenize
 from bot.sentences import sentence_spans
 from bot.types import Answer, Citation, Hit
@@ -41,6 +46,8 @@ from bot.types import Answer, Citation, Hit
 # of nothing but such quotes, and bench/ figures were taken with it); the LLM path's
 # window grew from 400 to match, still one readable quote under an answer.
 MAX_QUOTE_CHARS = 600
+# Notes of sentences dropped for answering another entity, period or office than asked.
+OFF_QUESTION_NOTE = "dropped, not what was asked: "
 
 # --- citation markers -------------------------------------------------------------------
 
@@ -261,11 +268,15 @@ def _all_sentences(answer_text: str) -> list[tuple[int, str, str]]:
     return sentences
 
 
-def postprocess(answer_text: str, hits: Sequence[Hit]) -> Answer:
+def postprocess(answer_text: str, hits: Sequence[Hit], question: str = "") -> Answer:
     """The LLM's reply repaired: cited, checked sentences only, citations renumbered 1..k.
 
+    With ``question``, a sentence whose cited passages do not carry the entity, period or
+    office the question names is dropped too (``bot.constraints.unsupported_by``).
     ``notes`` say what was removed and why; no citations means nothing usable survived.
     """
+    constraints = question_constraints(question) if question else None
+    amount = bool(question) and answer_type(question) is AnswerType.NUMBER
     notes: list[str] = []
     evidence = [_hit_figures(hit) for hit in hits]
     # (line index, list prefix, sentence, cited passage indices 0-based)
@@ -294,7 +305,22 @@ def postprocess(answer_text: str, hits: Sequence[Hit]) -> Answer:
                 f"(not in the cited passage): {_short(sentence)!r}"
             )
             continue
+        passages = [(hits[i].text, hits[i].title, hits[i].date) for i in cited]
+        if constraints is not None and (
+            reason := unsupported_by(constraints, passages, amount=amount, entities=False)
+        ):
+            notes.append(f"{OFF_QUESTION_NOTE}{reason}: {_short(sentence)!r}")
+            continue
         kept.append((line_no, prefix, sentence, cited))
+
+    if constraints is not None and kept:
+        # The entity is checked over the whole answer: a sentence may rest on a passage
+        # that does not repeat the city's name, but some cited passage must name it.
+        cited_all = sorted({i for *_rest, cited in kept for i in cited})
+        passages = [(hits[i].text, hits[i].title, hits[i].date) for i in cited_all]
+        if reason := unsupported_by(constraints, passages, amount=amount):
+            notes += [f"{OFF_QUESTION_NOTE}{reason}: {_short(s)!r}" for _l, _p, s, _c in kept]
+            kept = []
 
     order: dict[int, int] = {}  # passage index -> new number, by first use
     for _line, _prefix, _sentence, cited in kept:

@@ -12,7 +12,7 @@ to the publication year.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bot.lexical import tokenize
@@ -30,7 +30,7 @@ _CN_NUM = r"(?:十[一二]|[一二三四五六七八九十两]|1[0-2]|[1-9])"
 _M = rf"(?:{MONTH_PATTERN})(?![a-z])\.?"
 _YEAR = r"(?:19|20)\d\d"
 
-_PERIOD_RE = re.compile(
+PERIOD_RE = re.compile(
     "|".join(
         [
             r"(?P<qtr>\bQ(?P<qn>[1-4])\b|\b(?P<qo>first|second|third|fourth|1st|2nd|3rd|4th|final|last)"
@@ -44,8 +44,8 @@ _PERIOD_RE = re.compile(
     ),
     re.IGNORECASE,
 )
-_YEAR_RE = re.compile(rf"(?<!\d)({_YEAR})(?!\d)")
-_FULL_YEAR_RE = re.compile(
+YEAR_RE = re.compile(rf"(?<!\d)({_YEAR})(?!\d)")
+_FULLYEAR_RE = re.compile(
     r"\b(?:full[\s-]year|whole\s+year|annual|financial\s+year|fiscal\s+year)\b|全年|年度",
     re.IGNORECASE,
 )
@@ -135,14 +135,14 @@ def periods(text: str) -> list[Period]:
     """Every period ``text`` names, in order; a bare year is a whole-year period."""
     found: list[tuple[int, Period]] = []
     used_years: set[int] = set()
-    for m in _PERIOD_RE.finditer(text):
+    for m in PERIOD_RE.finditer(text):
         span = _span(m)
         if span is None:
             continue
         year, year_at = _year_near(text, m.start(), m.end())
         used_years.add(year_at)
         found.append((m.start(), Period(year, span[0], span[1], span[2])))
-    for m in _YEAR_RE.finditer(text):
+    for m in YEAR_RE.finditer(text):
         if m.start() in used_years or re.match(
             r"\s*年\s*\d{1,2}\s*月", text[m.end() : m.end() + 6]
         ):
@@ -255,7 +255,7 @@ def question_entities(question: str) -> list[Entity]:
                 out.append(Entity(name, frozenset([name]), cjk=True, surface=m.group()))
     # "澜州一季度…": a short name right before the period that opens a Chinese question.
     lead = re.match(rf"([{CJK_CHARS}]{{2,3}}?)(?=(?:19|20)\d\d|[一二三四上下前1-9第]|全年)", q)
-    if lead and not out and (_PERIOD_RE.match(q, lead.end()) or _YEAR_RE.match(q, lead.end())):
+    if lead and not out and (PERIOD_RE.match(q, lead.end()) or YEAR_RE.match(q, lead.end())):
         name = lead.group(1)
         if not _CJK_NOT_NAME.search(name):
             out.append(Entity(name, frozenset([name]), cjk=True, surface=name))
@@ -350,8 +350,8 @@ class Constraints:
 
 
 def _strip_periods(text: str) -> str:
-    text = _PERIOD_RE.sub(" ", text)
-    return _YEAR_RE.sub(" ", text)
+    text = PERIOD_RE.sub(" ", text)
+    return YEAR_RE.sub(" ", text)
 
 
 def question_constraints(question: str) -> Constraints:
@@ -376,3 +376,36 @@ def question_constraints(question: str) -> Constraints:
         quantity=" ".join(words),
         quantity_terms=terms,
     )
+
+
+def unsupported_by(
+    c: Constraints,
+    passages: Sequence[tuple[str, str, str | None]],
+    *,
+    amount: bool,
+    entities: bool = True,
+) -> str | None:
+    """Why ``passages`` (text, title, date) cannot back an answer to the question, or None.
+
+    The LLM path's guard: an answer citing only passages that do not name the question's
+    entity, that state only other periods, or that do not name the office asked about is
+    not an answer to this question.
+    """
+    if not passages:
+        return None
+    for e in c.entities if entities else ():
+        if not any(
+            e.named_in(f"{t}\n{h}", frozenset(tokenize(f"{t} {h}"))) for t, h, _ in passages
+        ):
+            return f"the cited passage does not mention {e.text}"
+    if c.period is not None:
+        stated = [
+            p.with_year(int(d[:4]) if d and d[:4].isdigit() else None)
+            for t, h, d in passages
+            for p in periods(f"{h}\n{t}")
+        ]
+        if stated and all(period_conflict(c.period, p, amount=amount) for p in stated):
+            return f"the cited passage gives {stated[0].label()}, not {c.period.label()}"
+    if c.role is not None and not any(carries_role(t, c.role) for t, _, _ in passages):
+        return f"the cited passage does not name the {c.role}"
+    return None

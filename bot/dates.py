@@ -106,7 +106,8 @@ def _english(q: str, today: date) -> tuple[date | None, date | None, list[str]] 
             if not (m.group("year") or m.group("yearonly")):
                 # "from March to July 2020": the first month is in the year of the second.
                 first = _span(last[0].year, MONTHS[m.group("month").lower()])
-            return first[0], last[1], [m.group()]
+            # The figures of "January to July 2024" are published in August: reporting lag.
+            return first[0], last[1] + REPORTING_LAG, [m.group()]
 
     m = re.search(rf"\bas\s+(?:of|at)\s+{_period()}", q, flags)
     if m and (span := _resolve(m, today)):

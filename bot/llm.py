@@ -21,7 +21,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
-from bot.citations import postprocess
+from bot.citations import OFF_QUESTION_NOTE, postprocess
 from bot.extractive import REFUSAL_TEXT as REFUSAL_TEXT  # same wording for both answerers
 from bot.prompts import REFUSAL_TOKEN, Prompts, load_prompts, render_answer, render_condense
 from bot.types import Answer, Hit
@@ -120,9 +120,11 @@ class LLMAnswerer:
             return Answer(text=REFUSAL_TEXT, refused=True, answerer="llm")
         started = time.perf_counter()
         reply = self._call(*render_answer(self.prompts, question, hits))
-        return self._to_answer(reply, hits, (time.perf_counter() - started) * 1000)
+        return self._to_answer(reply, hits, (time.perf_counter() - started) * 1000, question)
 
-    def _to_answer(self, reply: str, hits: Sequence[Hit], llm_ms: float) -> Answer:
+    def _to_answer(
+        self, reply: str, hits: Sequence[Hit], llm_ms: float, question: str = ""
+    ) -> Answer:
         timings = {"llm_ms": llm_ms}
 
         def refusal(notes: list[str]) -> Answer:
@@ -137,9 +139,11 @@ class LLMAnswerer:
 
         if _is_refusal(reply):
             return refusal([])
-        answer = postprocess(reply.replace(REFUSAL_TOKEN, ""), hits)
+        answer = postprocess(reply.replace(REFUSAL_TOKEN, ""), hits, question)
         if not answer.citations:
-            if REFUSAL_TOKEN in reply:  # a refusal wrapped in prose
+            # A refusal wrapped in prose, or an answer to another period/entity/office.
+            off_question = any(n.startswith(OFF_QUESTION_NOTE) for n in answer.notes)
+            if REFUSAL_TOKEN in reply or off_question:
                 return refusal(answer.notes)
             raise LLMError("no valid citation: " + "; ".join(answer.notes[:3]))
         answer.timings_ms = timings

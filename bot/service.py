@@ -18,7 +18,7 @@ from bot.llm import LLMAnswerer, LLMError
 from bot.retrieval import Retriever
 from bot.settings import Settings
 from bot.types import Answer, Hit
-from ingest.embeddings import IndexEmbeddings, make_embeddings
+from ingest.embeddings import IndexEmbeddings, LocalEmbeddings, make_embeddings
 from ingest.errors import BriefingError, IndexUnavailable
 from ingest.lexical_store import LexicalFiles
 from ingest.redact import scrub
@@ -139,7 +139,12 @@ class AnswerService:
         return answer
 
     def _extractive(self, question: str, hits: list[Hit]) -> Answer:
-        return extractive_answer(question, hits, min_evidence=self.settings.refusal_threshold)
+        # The selector's similarity features use the local model retrieval already loaded;
+        # a remote embedding endpoint would cost a round trip per question, so not that one.
+        local = self.embeddings if isinstance(self.embeddings, LocalEmbeddings) else None
+        return extractive_answer(
+            question, hits, embedder=local, min_evidence=self.settings.refusal_threshold
+        )
 
     def forget(self, conversation: str) -> None:
         self.history.forget(conversation)

@@ -146,12 +146,13 @@ class Settings(IndexSettings):
     llm_timeout_s: float = Field(30.0, description="Seconds before an LLM call is abandoned.")
     llm_max_tokens: int = Field(400, description="Largest LLM answer, in tokens.")
     top_k: int = Field(5, description="Passages retrieved per question.")
-    refusal_threshold: float = Field(
-        0.45,
+    refusal_threshold: float | None = Field(
+        None,
         ge=0.0,
         le=1.0,
-        description="Evidence (0-1) below which the extractive answerer says the documents "
-        "do not hold the answer. Higher: fewer wrong answers, more refusals (see bench/README).",
+        description="Answer probability (0-1) below which the extractive answerer says the "
+        "documents do not hold the answer. Empty: the threshold calibrated with the answer "
+        "selector (bot/selector_weights.json). Higher: fewer wrong answers, more refusals.",
     )
     history_turns: int = Field(4, description="Previous questions kept per conversation.")
     history_ttl_s: int = Field(1800, description="Seconds after which a conversation is forgotten.")

@@ -9,16 +9,10 @@ from typing import Any
 
 import pytest
 
+from bot.answer_types import AnswerType, answer_type, has_answer_type
 from bot.citations import check_citations
-from bot.extractive import (
-    DEFAULT_MIN_EVIDENCE,
-    REFUSAL_TEXT,
-    AnswerType,
-    answer_type,
-    extractive_answer,
-    has_answer_type,
-    score_sentences,
-)
+from bot.extractive import REFUSAL_TEXT, default_threshold, extractive_answer
+from bot.selector import select
 from bot.sentences import sentence_spans, split_sentences
 from bot.types import Answer, Citation, Hit
 from tests.hits import make_hit
@@ -136,13 +130,13 @@ def test_unrelated_question_is_refused_with_nearest_passages() -> None:
     assert extractive_answer("the of and", hits).refused  # no content words at all
 
 
-def test_missing_answer_type_lowers_evidence_below_the_threshold() -> None:
+def test_missing_answer_type_lowers_the_probability_below_the_threshold() -> None:
     hits = [hit(0, "Qingdao trade grew strongly this year, officials said.")]
     question = "How much was Qingdao's trade?"
-    best = score_sentences(question, hits)[0]
-    assert best.evidence < DEFAULT_MIN_EVIDENCE
+    best = select(question, hits, None).best
+    assert best is not None and best.probability < default_threshold()
     assert extractive_answer(question, hits).refused
-    assert not extractive_answer(question, hits, min_evidence=0.2).refused  # the knob works
+    assert not extractive_answer(question, hits, min_evidence=0.0).refused  # the knob works
 
 
 def test_several_passages_numbered_in_order_of_use() -> None:

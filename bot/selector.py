@@ -1,0 +1,346 @@
+"""The answer selector: which sentence of the retrieved passages answers the question, and how sure.
+
+Candidates are the sentences of the retrieved passages. First the hard checks of
+``bot.constraints``: a sentence whose passage does not name the question's entity, whose
+period is another one, or that does not name the office asked about cannot answer; it is
+set aside as a *near miss* that explains a refusal ("the documents give Q1 2024, not Q2").
+The others get a probability of answering from a logistic regression over a few features
+(term coverage, cosine similarity from the embedding model that retrieval already loaded,
+answer kind, passage rank, ...). Its weights live in ``selector_weights.json`` next to this
+module; ``bench/fit_selector.py`` fits them on sentence labels from shared data sets and
+calibrates the refusal threshold on a held-out split.
+
+Only the lexically most promising sentences are embedded (one batch), to keep latency low.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from bot.answer_types import AnswerType, answer_type, has_answer_type
+from bot.citations import MAX_QUOTE_CHARS
+from bot.constraints import (
+    PERIOD_RE,
+    YEAR_RE,
+    Constraints,
+    Period,
+    carries_role,
+    period_conflict,
+    periods,
+    question_constraints,
+    sentence_period,
+)
+from bot.lexical import tokenize
+from bot.sentences import sentence_spans
+from ingest.vocabulary import CJK_RE
+
+WEIGHTS_PATH = Path(__file__).with_name("selector_weights.json")
+MAX_EMBEDDED = 20  # sentences embedded per question (the rest score without similarity)
+TITLE_CREDIT = 0.5  # a question term found only in the passage's title counts half
+
+FEATURES = (
+    "coverage",  # idf-weighted share of the question's terms in the sentence (title: half)
+    "context_coverage",  # the same over the sentence, its neighbours and the title
+    "quantity_coverage",  # share of the quantity's terms ("unemployment rate") in the sentence
+    "similarity",  # cosine(question, sentence), embedding model
+    "quantity_similarity",  # cosine(the quantity words, sentence)
+    "similarity_gap",  # best similarity among the candidates minus this one's
+    "typed",  # holds the kind of answer asked for (an amount for "how much", ...)
+    "typed_coverage",  # coverage x typed: both at once
+    "rank",  # 1 / passage rank
+    "novelty",  # min(1, terms the question does not have / 5)
+    "period_match",  # the question names a period and the sentence states that one
+    "entity_in_sentence",  # the question's entities are named in the sentence itself
+    "cjk",  # a Chinese question
+)
+
+
+class Passage(Protocol):
+    """What the selector reads of a retrieved passage (``bot.types.Hit`` provides it)."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def date(self) -> str | None: ...
+
+
+class SentenceEmbedder(Protocol):
+    def embed_array(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SelectorModel:
+    """A fitted logistic regression over ``FEATURES`` with its refusal threshold."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float  # refuse when the best probability is below this
+
+    def probabilities(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
+        logits = z @ np.asarray(self.weights) + self.bias
+        out: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-logits))
+        return out
+
+    def to_json(self, **meta: object) -> str:
+        body = {
+            "features": list(self.features),
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "weights": list(self.weights),
+            "bias": self.bias,
+            "threshold": self.threshold,
+            **meta,
+        }
+        return json.dumps(body, indent=1, ensure_ascii=False) + "\n"
+
+
+@lru_cache(maxsize=4)
+def load_model(path: Path = WEIGHTS_PATH) -> SelectorModel:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if tuple(data["features"]) != FEATURES:
+        raise ValueError(f"{path}: fitted on other features; re-run bench/fit_selector.py")
+    return SelectorModel(
+        features=tuple(data["features"]),
+        mean=tuple(data["mean"]),
+        scale=tuple(data["scale"]),
+        weights=tuple(data["weights"]),
+        bias=float(data["bias"]),
+        threshold=float(data["threshold"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredSentence:
+    """One sentence of one passage, checked and scored."""
+
+    hit_index: int  # position in the passages list (retrieval rank - 1)
+    sentence_index: int  # position among that passage's sentences
+    start: int
+    end: int
+    terms: frozenset[str]
+    features: tuple[float, ...]
+    probability: float
+    conflict: str | None  # "entity" | "period" | "role": why it cannot answer; None if it can
+    period: Period | None  # the period the sentence reports on, when known
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    constraints: Constraints
+    kind: AnswerType
+    candidates: list[ScoredSentence]  # best first; conflicting ones included
+    unnamed: tuple[str, ...] = ()  # entities of the question that no passage names
+
+    @property
+    def eligible(self) -> list[ScoredSentence]:
+        return [c for c in self.candidates if c.conflict is None]
+
+    @property
+    def best(self) -> ScoredSentence | None:
+        return next((c for c in self.candidates if c.conflict is None), None)
+
+    @property
+    def near_miss(self) -> ScoredSentence | None:
+        return next((c for c in self.candidates if c.conflict is not None), None)
+
+
+def _period_words(question: str) -> list[str]:
+    return [m.group() for m in PERIOD_RE.finditer(question)] + YEAR_RE.findall(question)
+
+
+def _idf(df: int, n: int) -> float:
+    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+
+@dataclass(slots=True)
+class _Unit:
+    hit_index: int
+    sentence_index: int
+    start: int
+    end: int
+    text: str
+    terms: frozenset[str]
+
+
+def _units(passages: Sequence[Passage]) -> list[_Unit]:
+    units: list[_Unit] = []
+    for hi, p in enumerate(passages):
+        for si, (s, e) in enumerate(sentence_spans(p.text)):
+            if e - s <= MAX_QUOTE_CHARS:
+                units.append(_Unit(hi, si, s, e, p.text[s:e], frozenset(tokenize(p.text[s:e]))))
+    return units
+
+
+def _conflict(
+    c: Constraints, unit: _Unit, passage: Passage, passage_terms: frozenset[str], amount: bool
+) -> tuple[str | None, Period | None]:
+    named = passage.text + "\n" + passage.title
+    for entity in c.entities:
+        if not entity.named_in(named, passage_terms):
+            return "entity", None
+    given = sentence_period(unit.text, [passage.title], passage.date)
+    if c.period is not None and period_conflict(c.period, given, amount=amount):
+        return "period", given
+    if c.role is not None and not carries_role(unit.text, c.role):
+        return "role", given
+    return None, given
+
+
+def select(
+    question: str,
+    passages: Sequence[Passage],
+    embedder: SentenceEmbedder | None,
+    model: SelectorModel | None = None,
+) -> Selection:
+    """Every sentence of ``passages``, checked against the question and scored, best first."""
+    model = model or load_model()
+    c = question_constraints(question)
+    kind = answer_type(question)
+    units = _units(passages)
+    q_terms = set(tokenize(question))
+    if not units or not q_terms:
+        return Selection(c, kind, [])
+    n = len(units)
+    df = {t: sum(1 for u in units if t in u.terms) for t in q_terms}
+    weight = {t: _idf(d, n) for t, d in df.items() if d}
+    # A term no sentence holds weighs as much as an average present one: it cannot tell
+    # sentences apart, yet its absence must cost coverage.
+    absent = (sum(weight.values()) / len(weight)) if weight else 1.0
+    weight.update({t: absent for t, d in df.items() if not d})
+    total = sum(weight.values()) or 1.0
+    titles = [frozenset(tokenize(p.title)) for p in passages]
+    passage_terms = [frozenset(tokenize(p.text)) | titles[i] for i, p in enumerate(passages)]
+    unnamed = tuple(
+        e.text
+        for e in c.entities
+        if not any(
+            e.named_in(p.text + "\n" + p.title, passage_terms[i]) for i, p in enumerate(passages)
+        )
+    )
+    by_hit: dict[int, list[_Unit]] = {}
+    for u in units:
+        by_hit.setdefault(u.hit_index, []).append(u)
+    amount = kind is AnswerType.NUMBER
+    # "ships" is not stated by "Norrvik Shipping": names do not count for the quantity.
+    entity_terms = frozenset().union(*(e.terms for e in c.entities if not e.cjk))
+    cjk = 1.0 if CJK_RE.search(question) else 0.0
+
+    # Press releases name the city and the quarter once, in the title or the first line:
+    # for a sentence that passed the checks (its passage names the entity, its period is
+    # the one asked), those words count as covered and coverage measures the rest.
+    pinned = q_terms & frozenset(
+        tokenize(" ".join([*(e.text for e in c.entities), *_period_words(question)]))
+    )
+
+    def cover(terms: frozenset[str] | set[str], title: frozenset[str], checked: bool) -> float:
+        inside = q_terms & terms
+        if checked:
+            inside |= pinned
+        if not inside:
+            return 0.0
+        in_title = (q_terms & title) - inside
+        got = sum(weight[t] for t in inside) + TITLE_CREDIT * sum(weight[t] for t in in_title)
+        return got / total
+
+    rows: list[list[float]] = []
+    meta: list[tuple[_Unit, str | None, Period | None]] = []
+    for u in units:
+        p = passages[u.hit_index]
+        siblings = by_hit[u.hit_index]
+        pos = siblings.index(u)
+        near = set(u.terms)
+        for other in siblings[max(0, pos - 1) : pos + 2]:
+            near |= other.terms
+        conflict, given = _conflict(c, u, p, passage_terms[u.hit_index], amount)
+        typed = 1.0 if has_answer_type(u.text, kind, question) else 0.0
+        coverage = cover(u.terms, titles[u.hit_index], conflict is None)
+        qt = c.quantity_terms
+        own = periods(u.text)
+        rows.append(
+            [
+                coverage,
+                cover(near, titles[u.hit_index], conflict is None),
+                len(qt & (u.terms - entity_terms)) / len(qt) if qt else coverage,
+                0.0,
+                0.0,
+                0.0,
+                typed,
+                typed * coverage,
+                1.0 / (1 + u.hit_index),
+                min(1.0, len(u.terms - q_terms) / 5),
+                1.0 if c.period is not None and own and given is not None and conflict is None
+                else 0.0,
+                1.0 if all(e.named_in(u.text, u.terms) for e in c.entities) else 0.0,
+                cjk,
+            ]
+        )  # fmt: skip
+        meta.append((u, conflict, given))
+    x = np.asarray(rows, dtype=np.float64)
+    _add_similarity(x, question, c.quantity, [u.text for u in units], embedder, model)
+    probs = model.probabilities(x)
+    out = [
+        ScoredSentence(
+            u.hit_index,
+            u.sentence_index,
+            u.start,
+            u.end,
+            u.terms,
+            tuple(float(v) for v in x[i]),
+            float(probs[i]),
+            conflict,
+            given,
+        )
+        for i, (u, conflict, given) in enumerate(meta)
+    ]
+    out.sort(key=lambda cand: (-cand.probability, cand.hit_index, cand.sentence_index))
+    return Selection(c, kind, out, unnamed)
+
+
+_SIM = FEATURES.index("similarity")
+_QSIM = FEATURES.index("quantity_similarity")
+_GAP = FEATURES.index("similarity_gap")
+
+
+def _add_similarity(
+    x: npt.NDArray[np.float64],
+    question: str,
+    quantity: str,
+    texts: list[str],
+    embedder: SentenceEmbedder | None,
+    model: SelectorModel,
+) -> None:
+    """Fill the similarity columns for the most promising sentences (one embedding batch).
+
+    Without an embedder they take the training mean: neutral, they move no probability.
+    """
+    if embedder is None or not texts:
+        for col in (_SIM, _QSIM, _GAP):
+            x[:, col] = model.mean[col]
+        return
+    pre = x[:, 0] + 0.3 * x[:, 6] + 0.2 * x[:, 2] + 0.1 * x[:, 8]
+    chosen = np.argsort(-pre, kind="stable")[:MAX_EMBEDDED]
+    vectors = embedder.embed_array([question, quantity or question, *[texts[i] for i in chosen]])
+    q, qty, sent = vectors[0], vectors[1], vectors[2:]
+    sims = sent @ q
+    qsims = sent @ qty
+    floor = float(sims.min()) if len(sims) else 0.0
+    x[:, _SIM] = floor  # not embedded: no better than the weakest embedded sentence
+    x[:, _QSIM] = float(qsims.min()) if len(qsims) else 0.0
+    x[chosen, _SIM] = sims
+    x[chosen, _QSIM] = qsims
+    x[:, _GAP] = float(x[:, _SIM].max()) - x[:, _SIM]
