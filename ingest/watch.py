@@ -33,6 +33,8 @@ from ingest.settings import IndexSettings
 from ingest.types import IngestReport
 
 log = logging.getLogger(__name__)
+# watchfiles logs "N changes detected" at INFO for every batch; our runs report what matters.
+logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
 QUIET_S = 0.5  # no new changed path for this long ends a burst
 SETTLE_S = 1.0  # a changed file must keep its size and mtime this long before it is read
