@@ -143,9 +143,10 @@ class LexicalFiles:
     def save(self, index: LexicalIndex, generation: str) -> None:
         """Write the segments not on disk yet, then switch ``index.json`` to them."""
         self.dir.mkdir(parents=True, exist_ok=True)
+        known = self._known_checksums()
         entries = []
         for segment, alive in zip(index.segments, index.live, strict=True):
-            crc = self._write_segment(segment)
+            crc = known.get(segment.name) or self._write_segment(segment)
             entries.append({
                 "name": segment.name,
                 "chunks": len(segment),
@@ -167,6 +168,19 @@ class LexicalFiles:
         for path in self.dir.iterdir():  # segments merged away or from a failed write
             if path.name not in keep and not path.name.startswith("."):
                 path.unlink(missing_ok=True)
+
+    def _known_checksums(self) -> dict[str, list[int]]:
+        """Checksums of the segments ``index.json`` lists whose files are all present:
+        those are not read or written again (segments never change)."""
+        try:
+            head = json.loads((self.dir / _INDEX).read_text(encoding="utf-8"))
+            return {
+                str(e["name"]): list(e["crc32"])
+                for e in head["segments"]
+                if all((self.dir / f"{e['name']}.{kind}").is_file() for kind in _FILES)
+            }
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
 
     def _write_segment(self, segment: Segment) -> list[int]:
         paths = [self.dir / f"{segment.name}.{kind}" for kind in _FILES]
