@@ -152,10 +152,6 @@ class Selection:
     def best(self) -> ScoredSentence | None:
         return next((c for c in self.candidates if c.conflict is None), None)
 
-    @property
-    def near_miss(self) -> ScoredSentence | None:
-        return next((c for c in self.candidates if c.conflict is not None), None)
-
 
 def _idf(df: int, n: int) -> float:
     return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
