@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.dates import parse_date_intent
+from bot.dates import REPORTING_LAG, parse_date_intent
 from bot.extractive import extractive_answer
 from bot.retrieval import (
     CJK_DENSE_FACTOR,
@@ -67,8 +67,11 @@ def test_rrf_sums_reciprocal_ranks() -> None:
 def test_date_where() -> None:
     assert date_where(parse_date_intent("no dates", TODAY)) is None
     assert date_where(parse_date_intent("since 2020", TODAY)) == {"date_ord": {"$gte": 20200101}}
+    # A named period's window ends a reporting lag after it: 2020's figures appear in 2021.
+    end = int((date(2020, 12, 31) + REPORTING_LAG).strftime("%Y%m%d"))
+    assert end == 20210402
     assert date_where(parse_date_intent("between 2019 and 2020", TODAY)) == {
-        "$and": [{"date_ord": {"$gte": 20190101}}, {"date_ord": {"$lte": 20201231}}]
+        "$and": [{"date_ord": {"$gte": 20190101}}, {"date_ord": {"$lte": end}}]
     }
 
 
