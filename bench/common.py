@@ -82,7 +82,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b else "—"
+    return f"{a / b:.2f}x" if b and not math.isnan(b) else "—"  # nan: baseline not run
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, left: int = 1) -> str:

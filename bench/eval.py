@@ -191,7 +191,9 @@ def financebench(ctx: Context, n_docs: int | None) -> None:
     naive4 = _rate([0 < r <= NAIVE_K for r in naive_rank])
     naive5 = _rate([0 < r <= 5 for r in naive_rank])
     mrr = sum(1 / r for r in ours_rank if r) / max(1, len(ours_rank))
-    naive_mrr = sum(1 / r for r in naive_rank if r) / max(1, len(naive_rank))
+    naive_mrr = (
+        sum(1 / r for r in naive_rank if r) / len(naive_rank) if naive_rank else float("nan")
+    )
     ctx.rows += [
         [label, "gold page in top-k (ours 5, naive 4)", hit5, naive4],
         ["", "gold page in top-5 (both)", hit5, naive5],
