@@ -6,7 +6,7 @@ among the new chunks only, with the answering pipeline itself: the same ``Retrie
 documents, and the extractive answerer's refusal bar (``REFUSAL_THRESHOLD``). A topic
 "matches" a document when the answer to it would cite that document; the quote is the
 sentence the answer would quote. "New" means a document id (a content hash) the bot
-has not seen before (``SubscriptionStore.new_documents``): added and updated files are
+has not seen before (``SubscriptionStore.unseen``): added and updated files are
 new, renamed, unchanged and removed ones never are.
 No Telegram types here (``bot.telegram.follow`` renders and sends).
 """

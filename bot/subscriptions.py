@@ -118,18 +118,24 @@ class SubscriptionStore:
 
     # -- which documents followers have been told about ------------------------------------
 
-    def new_documents(self, current: Sequence[str]) -> list[str]:
-        """The ids in ``current`` (the index's documents now) not seen before; remembers them.
+    def unseen(self, current: Sequence[str]) -> list[str]:
+        """The ids in ``current`` (the index's documents now) not seen before, in order.
 
-        Kept here rather than taken from one run's report, so documents indexed by a manual
-        ``briefing ingest`` or the bot's ``/ingest`` (or while the bot was down) still reach
-        followers with the next run. The first call ever only takes note: followers are told
-        about documents that arrive after the bot started following, not the whole corpus.
+        Kept here rather than taken from one run's report, so a document reaches followers
+        whichever ingest indexed it, even while the bot was down. Before the first
+        ``mark_seen`` ever, nothing is new: followers are told about documents that arrive
+        after the bot started following, not the whole corpus.
         """
         with self._lock:
+            if self._db.execute("SELECT 1 FROM meta WHERE key='ledger'").fetchone() is None:
+                return []
             seen = {row[0] for row in self._db.execute("SELECT doc_id FROM seen_documents")}
-            started = self._db.execute("SELECT 1 FROM meta WHERE key='ledger'").fetchone()
-            new = [d for d in dict.fromkeys(current) if d not in seen] if started else []
+        return [d for d in dict.fromkeys(current) if d not in seen]
+
+    def mark_seen(self, current: Sequence[str]) -> None:
+        """Remember ``current`` as the documents followers have been told about (called once
+        their digests are sent, so a crash before that tells them again rather than never)."""
+        with self._lock:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM seen_documents")  # gone documents need no memory
             self._db.executemany(
@@ -137,7 +143,22 @@ class SubscriptionStore:
             )
             self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('ledger', '1')")
             self._db.execute("COMMIT")
-        return new
+
+    def ledger_started(self) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM meta WHERE key='ledger'").fetchone()
+        return row is not None
+
+    # -- small persistent facts (e.g. the last ingest run told) -------------------------------
+
+    def meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     def remove_chat(self, chat_id: int) -> int:
         """Forget every topic of a chat (the bot was blocked or removed); returns how many."""

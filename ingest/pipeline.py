@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest import runlog
 from ingest.chunking import chunk_document, embed_text
 from ingest.embeddings import IndexEmbeddings, make_embeddings
 from ingest.errors import IndexUnavailable, UsageError
@@ -299,6 +300,7 @@ def run_ingest(
             report.seconds = time.perf_counter() - started
             if not dry_run:
                 manifest.record_run(_run_record(report))
+                runlog.append(settings.data_dir, report)  # tells the bot, whoever ran it
             manifest.close()
     return report
 

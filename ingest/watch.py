@@ -123,13 +123,15 @@ def watch(
     max_burst_s: float = MAX_BURST_S,
     embeddings: IndexEmbeddings | None = None,
     on_ready: Callable[[], None] | None = None,
+    report_stopped: bool = True,
 ) -> None:
     """Ingest once (reconcile), then again after each burst of changes, until ``stop``.
 
     ``on_report`` gets every run's report (including runs that changed nothing).
     ``on_ready`` is called once the folder is being watched. Raises FolderMissing, and the
     ingest's fatal errors (IndexMismatch, IndexUnavailable, ModelNotInstalled; after
-    IngestStopped, ``on_report`` gets the partial report first); a lock
+    IngestStopped, ``on_report`` gets the partial report first unless ``report_stopped``
+    is False — the run log has it either way); a lock
     held by another ingest (a manual ``briefing ingest``, the bot's /ingest) only delays
     the run until the lock is free.
     """
@@ -178,7 +180,8 @@ def watch(
             stop.wait(LOCKED_RETRY_S)
             continue
         except IngestStopped as err:  # Chroma lost mid-run: report what was done, then stop
-            on_report(err.report)
+            if report_stopped:
+                on_report(err.report)
             raise
         due = False
         on_report(report)

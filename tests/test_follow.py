@@ -46,13 +46,25 @@ def test_store_adds_lists_removes_and_persists(tmp_path: Path) -> None:
     with pytest.raises(SubscriptionError, match="unfollow"):
         reopened.add(10, "one too many")
 
-    # Which documents are new: the first look only takes note of the corpus.
-    assert reopened.new_documents(["a", "b"]) == []
-    assert reopened.new_documents(["a", "b", "c"]) == ["c"]  # added (or updated: new hash)
-    assert reopened.new_documents(["b", "c"]) == []  # removed or renamed: nothing new
-    assert reopened.new_documents(["b", "c", "a"]) == ["a"]  # dropped again later: new again
+    # Which documents are new: before the first mark nothing is (the corpus is history).
+    def told(current: list[str], store: SubscriptionStore = reopened) -> list[str]:
+        new = store.unseen(current)
+        store.mark_seen(current)
+        return new
+
+    assert not reopened.ledger_started()
+    assert told(["a", "b"]) == []
+    assert reopened.ledger_started()
+    assert told(["a", "b", "c"]) == ["c"]  # added (or updated: new hash)
+    assert told(["b", "c"]) == []  # removed or renamed: nothing new
+    assert told(["b", "c", "a"]) == ["a"]  # dropped again later: new again
+    assert reopened.unseen(["b", "c", "a", "e"]) == ["e"]  # not marked (digest not sent)...
+    assert reopened.unseen(["b", "c", "a", "e"]) == ["e"]  # ...so still new next time
+    reopened.set_meta("k", "1")
     reopened.close()
-    assert SubscriptionStore(path).new_documents(["b", "c", "a", "d"]) == ["d"]  # restart
+    again = SubscriptionStore(path)
+    assert told(["b", "c", "a", "d"], again) == ["d"]  # restart
+    assert again.meta("k") == "1" and again.meta("missing") is None
 
 
 def doc_id_of(settings: Settings, path: str) -> str:

@@ -35,9 +35,9 @@ from bot.settings import Settings
 from bot.telegram import admin, handlers
 from bot.telegram.access import AccessPolicy, SlidingWindowLimiter
 from bot.telegram.context import CONTEXT_TYPES, Context, ShowPassages
+from bot.telegram.dropfolder import DropFolder
 from bot.telegram.follow import FOLLOW_COMMANDS, follow_handlers
 from bot.telegram.gate import make_gate
-from bot.telegram.notify import DropFolder
 from bot.telegram.questions import QUESTION_TEXT
 from bot.telegram.sending import RetryingLimiter
 from ingest import redact

@@ -1,0 +1,313 @@
+"""The drop folder inside the bot: the watcher thread, and telling people about every run.
+
+``DropFolder`` does two things:
+
+1. **Watches** (``WATCH_ENABLED`` or ``briefing bot --watch``): ``ingest.watch.watch`` in a
+   thread. A fatal error (Chroma unreachable, an index built by another model, the folder
+   gone) does not end it for good: it retries with backoff (``RETRY_FIRST_S`` doubling to
+   ``RETRY_MAX_S``), tells the notify chats once when it stops and once when it runs again.
+2. **Tells** about every ingest run that changed something, whoever ran it — its own
+   watcher, an admin's ``/ingest``, a manual ``briefing ingest`` in another process. Each
+   run appends its report to the run log (``ingest.runlog``, written by ``run_ingest``);
+   a task here reads the runs it has not told yet (woken by its own watcher's runs, and
+   looking at the log every ``poll_s`` for the others) and
+   - tells the notify chats (``TELEGRAM_NOTIFY_CHAT_IDS``, default the admins) what each
+     run added / updated / renamed / removed / failed (``bot.telegram.notify``);
+   - refreshes the answering side's index view, so the next question finds the new
+     documents at once;
+   - matches every followed topic against the documents new since the last digest
+     (``bot.follow``) and sends each chat with a match one digest.
+   The last run told and the documents followers were told about are stored in
+   ``subscriptions.sqlite`` once the messages have gone out: a restart neither resends nor
+   loses a run, and runs made while the bot was down are told when it starts.
+
+Only one bot process per ``DATA_DIR`` tells (it holds ``DATA_DIR/notifier.lock``); another
+one sharing the folder stays quiet and takes over if the first one stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import IO
+
+from telegram import Bot
+
+from bot.follow import document_ids, find_matches
+from bot.formatting import esc
+from bot.service import AnswerService
+from bot.settings import Settings
+from bot.subscriptions import SubscriptionStore
+from bot.telegram.notify import (
+    CHAT_INTERVAL_S,
+    INDEX_CHANGES,
+    FailureMemory,
+    Outbox,
+    render_digest,
+    render_notice,
+)
+from ingest import runlog
+from ingest.manifest import Manifest
+from ingest.types import IngestReport
+from ingest.watch import watch
+
+log = logging.getLogger(__name__)
+
+POLL_S = 1.0  # how often the run log is looked at for runs of other processes
+RETRY_FIRST_S = 2.0  # the watcher's first retry after a fatal error...
+RETRY_MAX_S = 60.0  # ...doubling up to this
+MATCH_RETRY_S = 30.0  # matching failed (e.g. Chroma down): try the followers again after
+TOLD_KEY = "runlog_seq"  # meta key in subscriptions.sqlite: the last run told
+
+
+@dataclass
+class Batch:
+    """What the runs since the last batch give: messages, and what to remember once sent."""
+
+    messages: list[tuple[int, str]] = field(default_factory=list)
+    seq: int = 0  # the last run told
+    seen: list[str] | None = None  # the documents followers now know about (None: unchanged)
+
+
+class DropFolder:
+    """Subscriptions, the outbox, the run-log reader and (when enabled) the watcher thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        chat_interval_s: float = CHAT_INTERVAL_S,
+        poll_s: float = POLL_S,
+    ) -> None:
+        self.settings = settings
+        self.chat_interval_s = chat_interval_s
+        self.poll_s = poll_s
+        self.subscriptions = SubscriptionStore(settings.data_dir / "subscriptions.sqlite")
+        self.notify_chats = sorted(settings.telegram.notify_chat_ids or settings.telegram.admin_ids)
+        self.failures = FailureMemory()
+        self.outbox: Outbox | None = None
+        self.watcher_error: str | None = None  # set while the watcher retries after an error
+        self._service: AnswerService | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._wake = asyncio.Event()
+        self._teller: asyncio.Task[None] | None = None
+        self._lock_file: IO[str] | None = None
+        self._told = 0  # the last run told (valid once this process holds the notifier lock)
+        self._match_again_at: float | None = None  # followers' matching failed: retry then
+        self._log_stat: tuple[int, int] | None = None
+
+    async def start(self, bot: Bot, service: AnswerService) -> None:
+        """Start the outbox and the teller, and the watcher when ``settings.watch.enabled``."""
+        self._service = service
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self.outbox = Outbox(
+            bot, chat_interval_s=self.chat_interval_s, on_blocked=self._forget_chat
+        )
+        self.outbox.start()
+        # Before the watcher starts: on a first start ever, its first run is news.
+        await asyncio.to_thread(self._take_notifier_lock)
+        self._teller = self._loop.create_task(self._tell_runs(), name="run teller")
+        if self.settings.watch.enabled:
+            self._thread = threading.Thread(target=self._watch, name="watcher", daemon=True)
+            self._thread.start()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 10)
+        if self._teller is not None:
+            self._teller.cancel()
+            await asyncio.gather(self._teller, return_exceptions=True)
+        if self.outbox is not None:
+            await self.outbox.stop()
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the notifier lock
+            self._lock_file = None
+        self.subscriptions.close()
+
+    # -- telling about runs ---------------------------------------------------------------
+
+    def _take_notifier_lock(self) -> bool:
+        """Become the one process of this DATA_DIR that tells (False: another one does)."""
+        if self._lock_file is not None:
+            return True
+        handle = open(self.settings.data_dir / "notifier.lock", "a")  # noqa: SIM115 (held)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._lock_file = handle
+        told = self.subscriptions.meta(TOLD_KEY)
+        if told is None:  # the first start ever: earlier runs are history, not news
+            self._told = runlog.last_seq(self.settings.data_dir)
+            self.subscriptions.set_meta(TOLD_KEY, str(self._told))
+        else:
+            self._told = int(told)
+        if not self.subscriptions.ledger_started():  # likewise the documents indexed so far
+            self.subscriptions.mark_seen(self._current_documents())
+        return True
+
+    async def _tell_runs(self) -> None:
+        """Tell the runs not told yet, then wait for the watcher's next run or ``poll_s``."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                await self._tell_once()
+            except Exception:  # never let one bad batch end the telling
+                log.exception("telling about ingest runs failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            self._wake.clear()
+
+    async def _tell_once(self) -> None:
+        if not await asyncio.to_thread(self._take_notifier_lock):
+            return
+        stat = self._stat_log()
+        retry_due = self._match_again_at is not None and time.monotonic() >= self._match_again_at
+        if stat == self._log_stat and not retry_due:
+            return  # nothing new in the log (one stat() a poll)
+        batch = await asyncio.to_thread(self.collect)
+        self._log_stat = stat
+        assert self.outbox is not None
+        for chat_id, text in batch.messages:
+            self.outbox.put(chat_id, text)
+        await self.outbox.drained()  # remembered only once sent: a crash resends, never loses
+        await asyncio.to_thread(self._remember, batch)
+
+    def _stat_log(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(runlog.log_path(self.settings.data_dir))
+        except OSError:
+            return None
+        return (st.st_size, st.st_mtime_ns)
+
+    def _remember(self, batch: Batch) -> None:
+        if batch.seq != self._told:
+            self._told = batch.seq
+            self.subscriptions.set_meta(TOLD_KEY, str(batch.seq))
+        if batch.seen is not None:
+            self.subscriptions.mark_seen(batch.seen)
+
+    def _current_documents(self) -> list[str]:
+        manifest = Manifest(self.settings.manifest_path)
+        try:
+            return document_ids(manifest)
+        finally:
+            manifest.close()
+
+    def collect(self, runs: list[runlog.LoggedRun] | None = None) -> Batch:
+        """The messages for the runs after the last one told (a worker thread)."""
+        if runs is None:
+            runs = runlog.read_after(self.settings.data_dir, self._told)
+        batch = Batch(seq=runs[-1].seq if runs else self._told)
+        for run in runs:
+            news = self.failures.news(run.report)
+            if news:
+                by = None if run.pid == os.getpid() else f"ingest by another process, pid {run.pid}"
+                notice = render_notice(run.report, news, by)
+                batch.messages += [(chat_id, notice) for chat_id in self.notify_chats]
+        changed = any(_changed_index(run.report) for run in runs)
+        if not changed and self._match_again_at is None:
+            return batch
+        # New documents come from the index, not the reports: the ledger knows which
+        # documents followers were told about, whichever run (or several) indexed them.
+        current = self._current_documents()
+        new_docs = self.subscriptions.unseen(current)
+        service = self._service
+        assert service is not None
+        try:
+            service.warm_up()  # the answering side picks up the new index generation now
+            matches = find_matches(
+                new_docs,
+                self.subscriptions.all(),
+                store=service.store,
+                embeddings=service.embeddings,
+                manifest_path=self.settings.manifest_path,
+                min_evidence=self.settings.refusal_threshold,
+                top_k=self.settings.top_k,
+            )
+        except Exception as err:  # the admins' notices still go; followers wait for a retry
+            log.warning("matching followed topics failed, retrying later: %s", err)
+            self._match_again_at = time.monotonic() + MATCH_RETRY_S
+            return batch
+        self._match_again_at = None
+        batch.messages += [(chat_id, render_digest(docs)) for chat_id, docs in matches.items()]
+        batch.seen = current
+        return batch
+
+    def _forget_chat(self, chat_id: int) -> None:
+        removed = self.subscriptions.remove_chat(chat_id)
+        if removed:
+            log.info("chat %s blocked the bot: %d followed topics dropped", chat_id, removed)
+
+    # -- the watcher ----------------------------------------------------------------------
+
+    def _post(self, chat_id: int, text_html: str) -> None:
+        """Queue a message from the watcher thread (the outbox lives on the event loop)."""
+        assert self._loop is not None and self.outbox is not None
+        self._loop.call_soon_threadsafe(self.outbox.put, chat_id, text_html)
+
+    def _after_run(self, report: IngestReport) -> None:
+        """The watcher ran (its report is in the run log): recovered, if it had failed; wake
+        the teller at once rather than at its next look."""
+        if self.watcher_error is not None:
+            log.info("the folder watcher runs again")
+            for chat_id in self.notify_chats:
+                self._post(chat_id, "<b>The folder watcher runs again.</b>")
+            self.watcher_error = None
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _watch(self) -> None:
+        """Run the watcher until the bot stops; after a fatal error, retry with backoff."""
+        assert self._service is not None
+        watch_settings = self.settings.watch
+        delay = RETRY_FIRST_S
+        while not self._stop.is_set():
+            try:
+                watch(
+                    self.settings,
+                    self._after_run,
+                    stop=self._stop,
+                    quiet_s=watch_settings.quiet_s,
+                    settle_s=watch_settings.settle_s,
+                    embeddings=self._service.embeddings,  # one model in memory, not two
+                    report_stopped=False,  # a run Chroma cut short is no sign of recovery
+                )
+                return  # stopped
+            except Exception as err:
+                # Failing since an earlier error: back off further; after running: start over.
+                delay = RETRY_FIRST_S if self.watcher_error is None else min(delay * 2, RETRY_MAX_S)
+                self._watcher_failed(err, delay)
+            if self._stop.wait(delay):
+                return
+
+    def _watcher_failed(self, err: Exception, delay: float) -> None:
+        """Log every failure; tell the notify chats only when the watcher was running."""
+        reason = f"{type(err).__name__}: {err}"
+        if self.watcher_error is not None:
+            log.warning("the folder watcher failed again (retry in %.0f s): %s", delay, reason)
+            return
+        log.exception("the folder watcher stopped; retrying in %.0f s", delay)
+        self.watcher_error = reason
+        text = (
+            f"<b>The folder watcher stopped</b>: {esc(str(err))}\n"
+            f"It retries by itself (every {RETRY_MAX_S:.0f} s at most) and will say when it "
+            "runs again; dropped files are picked up then."
+        )
+        for chat_id in self.notify_chats:
+            self._post(chat_id, text)
+
+
+def _changed_index(report: IngestReport) -> bool:
+    return report.repaired > 0 or any(r.outcome in INDEX_CHANGES for r in report.results)
