@@ -211,7 +211,21 @@ _GENERIC_CAPS_TEXT = """
     which when where how why is was were did does do are total first second third fourth
 """
 _GENERIC_CAPS = frozenset(_GENERIC_CAPS_TEXT.split()) | frozenset(MONTHS)  # and every month
-_CAP_RUN_RE = re.compile(r"[A-Z][\w&'’.-]*[\w](?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w&'’.-]*[\w])*")
+# A run of capitalised words ("iPhone" and "eBay" count), with "of"/"de"/"the" and a
+# colon inside titles: "The Legend of Zelda: Breath of the Wild" is one name.
+_CAP_WORD = r"[a-z]?[A-Z][\w&'’.-]*[\w]"
+_CAP_RUN_RE = re.compile(
+    rf"{_CAP_WORD}(?:(?::\s*|\s+)(?:of\s+the\s+|of\s+|de\s+|the\s+)?{_CAP_WORD})*"
+)
+_ACRONYM_RE = re.compile(r"\b(?:[A-Z]\.){2,}")
+_HAS_ACRONYM_RE = re.compile(r"\b[A-Z]{2,}\b")
+
+
+def undot(text: str) -> str:
+    """Dotted acronyms without their dots: "U.S. Open" -> "US Open" (both spellings occur)."""
+    return _ACRONYM_RE.sub(lambda m: m.group().replace(".", ""), text)
+
+
 _CJK_PLACE_RE = re.compile(rf"([{CJK_CHARS}]{{2,3}}?)(?:市委|市|省|县)")
 _CJK_COMPANY_RE = re.compile(rf"([{CJK_CHARS}]{{2,4}}?)(?:科技|集团|股份|公司|银行|控股|电网|医药)")
 _CJK_NOT_NAME = re.compile("[哪什何个该本全我你其城各这那每]")
@@ -230,22 +244,38 @@ class Entity:
         # The first word of a name carries it ("Norrvik" of "Norrvik Shipping"); a name
         # written in full elsewhere also counts.
         first = tokenize(self.text.split()[0])
-        return bool(first and first[0] in terms) or self.terms <= terms
+        if (first and first[0] in terms) or self.terms <= terms:
+            return True
+        # A long title quoted in part: "Breath of the Wild" names "The Legend of Zelda:
+        # Breath of the Wild".
+        if len(self.terms) >= 3 and 2 * len(self.terms & terms) >= len(self.terms):
+            return True
+        # "US Open" is also written "U.S. Open", whose tokens differ.
+        if _HAS_ACRONYM_RE.search(self.text):
+            return self.text.lower() in undot(text).lower()
+        return False
 
 
 def question_entities(question: str) -> list[Entity]:
     """The cities, companies and people a question names (not its first word)."""
     out: list[Entity] = []
-    q = question.strip()
+    q = undot(question.strip())
     for m in _CAP_RUN_RE.finditer(q):
         if m.start() == 0:
             continue
         words = [re.sub(r"['’]s?$", "", w) for w in re.split(r"\s+", m.group())]
-        words = [w for w in words if w.lower().strip(".") not in _GENERIC_CAPS]
+        generic = [w.lower().strip(".:") in _GENERIC_CAPS for w in words]
+        # Generic words at the edges go ("the", "Q2"); inside a title they stay in its text.
+        while words and generic[0]:
+            words, generic = words[1:], generic[1:]
+        while words and generic[-1]:
+            words, generic = words[:-1], generic[:-1]
         if not words:
             continue
         text = " ".join(words)
-        terms = frozenset(tokenize(text))
+        terms = frozenset(
+            t for w, g in zip(words, generic, strict=True) if not g for t in tokenize(w)
+        )
         if terms:
             out.append(Entity(text, terms, surface=m.group()))
     for pattern in (_CJK_PLACE_RE, _CJK_COMPANY_RE):
@@ -356,7 +386,7 @@ def _strip_periods(text: str) -> str:
 
 def question_constraints(question: str) -> Constraints:
     entities = question_entities(question)
-    rest = _strip_periods(question)
+    rest = _strip_periods(undot(question))
     for e in entities:
         if e.cjk:
             rest = rest.replace(e.surface or e.text, " ")

@@ -188,7 +188,13 @@ def _conflict(
         if not entity.named_in(named, passage_terms):
             return "entity", None
     given = sentence_period(unit.text, [passage.title], passage.date)
-    if c.period is not None and period_conflict(c.period, given, amount=amount):
+    # An event may be dated by any period the sentence names ("Q4 2020 earnings call in
+    # January 2021" can answer "who was CEO in 2021"); an amount is of its first.
+    if (
+        c.period is not None
+        and period_conflict(c.period, given, amount=amount)
+        and (amount or all(period_conflict(c.period, p, amount=False) for p in periods(unit.text)))
+    ):
         return "period", given
     if c.role is not None and not carries_role(unit.text, c.role):
         return "role", given

@@ -114,6 +114,44 @@ def test_question_constraints() -> None:
     assert c.quantity == "进出口总额"
 
 
+def test_names_with_acronyms_camel_case_and_titles_are_one_entity() -> None:
+    from bot.constraints import question_entities
+
+    us_open = question_entities("Who won the women's singles U.S. Open in 2021?")
+    assert [e.text for e in us_open] == ["US Open"]
+    # Both spellings name it; a passage about another tournament does not.
+    assert us_open[0].named_in("She won the 2021 U.S. Open title.", frozenset({"u", "open"}))
+    assert us_open[0].named_in("She won the 2021 US Open title.", frozenset({"us", "open"}))
+    assert not us_open[0].named_in("She won Wimbledon.", frozenset({"won", "wimbledon"}))
+    assert [e.text for e in question_entities("When does the iPhone 11 release?")] == ["iPhone"]
+    (zelda,) = question_entities("When was The Legend of Zelda: Breath of the Wild released?")
+    assert zelda.text == "Legend of Zelda: Breath of the Wild"
+    assert zelda.named_in(
+        "Breath of the Wild will release on March 3.", frozenset({"breath", "wild"})
+    )
+    assert not zelda.named_in("Tears of the Kingdom came out.", frozenset({"tear", "kingdom"}))
+
+
+def test_an_event_may_be_dated_by_any_period_its_sentence_names() -> None:
+    from bot.selector import select
+    from tests.hits import make_hit
+
+    hit = make_hit(
+        "c1",
+        "d1",
+        "Tesla CEO Elon Musk said during the Q4 2020 earnings call in January 2021 "
+        "that the Semi was on hold.",
+    )
+    who = select("Who is the CEO of Tesla in 2021?", [hit], None)
+    assert who.best is not None and who.best.conflict is None
+    # An amount is of the sentence's first period: Q4 2020 does not answer 2021.
+    amount = make_hit(
+        "c2", "d2", "Tesla's revenue was 10.7 billion dollars in Q4 2020, reported in January 2021."
+    )
+    how_much = select("What was Tesla's revenue in 2021?", [amount], None)
+    assert how_much.best is None and how_much.candidates[0].conflict == "period"
+
+
 # -- the answerer over a real index ----------------------------------------------------------
 
 
