@@ -16,6 +16,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -348,55 +349,28 @@ def _ingest_files(run: _Run, roots: list[Path], progress: Progress | None) -> No
         if covered(key, prefixes) and key not in present:
             missing_by_doc[row.doc_id].append(key)
 
-    for done, cand in enumerate(candidates, 1):
-        if progress:
-            progress(done, len(candidates), cand.display)
-        old = known.get(cand.key)
-        if old and (old.size, old.mtime_ns) == (cand.size, cand.mtime_ns):
-            report.results.append(FileResult(cand.display, Outcome.UNCHANGED))
-            continue
-        try:
-            data = Path(cand.key).read_bytes()
-        except OSError as err:
-            report.results.append(FileResult(cand.display, Outcome.FAILED, f"cannot read: {err}"))
-            continue
-        doc_id = content_id(data)
-        if old and old.doc_id == doc_id:  # touched, not changed: remember the new mtime
-            if run.store is not None:
-                manifest.touch_file(FileRow(cand.key, doc_id, cand.size, cand.mtime_ns))
-            report.results.append(FileResult(cand.display, Outcome.UNCHANGED))
-            continue
-        outcome = Outcome.UPDATED if old else Outcome.ADDED
-        if doc_id in run.queue:  # same content twice in this run
-            run.queue[doc_id].files.append((cand, outcome))
-            continue
-        if manifest.doc(doc_id) is not None:
-            _reuse_content(run, cand, doc_id, outcome, missing_by_doc)
-            continue
-        try:
-            doc = parse_document(Path(cand.key), data, doc_id, display_path=cand.display)
-            chunks = chunk_document(
-                doc,
-                count_tokens=run.embeddings.count_tokens,
-                max_tokens=min(run.settings.chunk_tokens, run.embeddings.max_tokens),
-                overlap_tokens=run.settings.chunk_overlap_tokens,
-            )
-        except LoadError as err:
-            kept = "; the previous version stays indexed" if old else ""
-            report.results.append(FileResult(cand.display, Outcome.FAILED, f"{err}{kept}"))
-            continue
-        except Exception as err:  # a parser bug must not stop the other files
-            report.results.append(
-                FileResult(cand.display, Outcome.FAILED, f"unexpected {type(err).__name__}: {err}")
-            )
-            continue
-        if not chunks:
-            report.results.append(FileResult(cand.display, Outcome.FAILED, "no text to index"))
-            continue
-        run.queue[doc_id] = _Queued(doc, chunks, [(cand, outcome)])
-        # Commit every embedding batch: a killed run loses at most one batch of work.
-        if run.queued_chunks() >= run.settings.embed_batch_size:
-            run.flush()
+    # Parsing and chunking run on a worker thread, a few files ahead, while this thread
+    # embeds and writes (onnxruntime and PDFium release the GIL). Every decision and write
+    # stays on this thread, in file order, so crash safety is that of a sequential run.
+    in_flight: dict[str, _Parsing] = {}  # doc_id -> its parse job, in submission order
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-parse")
+    try:
+        for done, cand in enumerate(candidates, 1):
+            if progress:
+                progress(done, len(candidates), cand.display)
+            job = _plan_file(run, cand, known.get(cand.key), in_flight, missing_by_doc)
+            if job is None:
+                continue
+            job.future = pool.submit(_parse_and_chunk, run, cand, job.data, job.doc_id)
+            in_flight[job.doc_id] = job
+            while (
+                len(in_flight) > _LOOKAHEAD_FILES or _in_flight_bytes(in_flight) > _LOOKAHEAD_BYTES
+            ):
+                _take_oldest(run, in_flight)
+        while in_flight:
+            _take_oldest(run, in_flight)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
     # Files that vanished (and were not renamed): their documents become orphans.
     for keys in missing_by_doc.values():
@@ -406,6 +380,98 @@ def _ingest_files(run: _Run, roots: list[Path], progress: Progress | None) -> No
                 with manifest.transaction() as db:
                     Manifest.drop_file(db, key)
                 run.changed = True
+
+
+_LOOKAHEAD_FILES = 4  # files parsed ahead of the one being embedded
+_LOOKAHEAD_BYTES = 64_000_000  # and no more file bytes than this held for them
+
+
+@dataclass
+class _Parsing:
+    """A file whose content is new to the index, being parsed and chunked on the worker."""
+
+    doc_id: str
+    data: bytes
+    files: list[tuple[Candidate, Outcome]]
+    future: Future[tuple[Document, list[Chunk]]] | None = None
+
+
+def _in_flight_bytes(in_flight: dict[str, _Parsing]) -> int:
+    return sum(len(job.data) for job in in_flight.values())
+
+
+def _plan_file(
+    run: _Run,
+    cand: Candidate,
+    old: FileRow | None,
+    in_flight: dict[str, _Parsing],
+    missing_by_doc: dict[str, list[str]],
+) -> _Parsing | None:
+    """Settle ``cand`` now if that needs no parsing (unchanged, touched, unreadable, a
+    duplicate, content indexed already); else return the parse job it needs."""
+    report, manifest = run.report, run.manifest
+    if old and (old.size, old.mtime_ns) == (cand.size, cand.mtime_ns):
+        report.results.append(FileResult(cand.display, Outcome.UNCHANGED))
+        return None
+    try:
+        data = Path(cand.key).read_bytes()
+    except OSError as err:
+        report.results.append(FileResult(cand.display, Outcome.FAILED, f"cannot read: {err}"))
+        return None
+    doc_id = content_id(data)
+    if old and old.doc_id == doc_id:  # touched, not changed: remember the new mtime
+        if run.store is not None:
+            manifest.touch_file(FileRow(cand.key, doc_id, cand.size, cand.mtime_ns))
+        report.results.append(FileResult(cand.display, Outcome.UNCHANGED))
+        return None
+    outcome = Outcome.UPDATED if old else Outcome.ADDED
+    same = in_flight.get(doc_id) or run.queue.get(doc_id)
+    if same is not None:  # same content twice in this run
+        same.files.append((cand, outcome))
+        return None
+    if manifest.doc(doc_id) is not None:
+        _reuse_content(run, cand, doc_id, outcome, missing_by_doc)
+        return None
+    return _Parsing(doc_id, data, [(cand, outcome)])
+
+
+def _parse_and_chunk(
+    run: _Run, cand: Candidate, data: bytes, doc_id: str
+) -> tuple[Document, list[Chunk]]:
+    """The worker's part: reads nothing but its arguments and writes nothing."""
+    doc = parse_document(Path(cand.key), data, doc_id, display_path=cand.display)
+    chunks = chunk_document(
+        doc,
+        count_tokens=run.embeddings.count_tokens,
+        max_tokens=min(run.settings.chunk_tokens, run.embeddings.max_tokens),
+        overlap_tokens=run.settings.chunk_overlap_tokens,
+    )
+    return doc, chunks
+
+
+def _take_oldest(run: _Run, in_flight: dict[str, _Parsing]) -> None:
+    """Queue the oldest parse job's chunks (flushing a full batch), or report its failure."""
+    job = in_flight.pop(next(iter(in_flight)))
+    assert job.future is not None
+    load_error = False
+    try:
+        doc, chunks = job.future.result()
+    except LoadError as err:
+        reason, load_error = str(err), True
+    except Exception as err:  # a parser bug must not stop the other files
+        reason = f"unexpected {type(err).__name__}: {err}"
+    else:
+        if chunks:
+            run.queue[job.doc_id] = _Queued(doc, chunks, job.files)
+            # Commit every embedding batch: a killed run loses at most one batch of work.
+            if run.queued_chunks() >= run.settings.embed_batch_size:
+                run.flush()
+            return
+        reason = "no text to index"
+    for cand, outcome in job.files:
+        kept = load_error and outcome is Outcome.UPDATED
+        note = f"{reason}; the previous version stays indexed" if kept else reason
+        run.report.results.append(FileResult(cand.display, Outcome.FAILED, note))
 
 
 def _reuse_content(
