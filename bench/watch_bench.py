@@ -1,6 +1,7 @@
 """The drop folder, end to end: landing → answerable, landing → follower's message, bursts.
 
-    .venv/bin/python bench/watch_bench.py [--drops 3] [--burst 200] [--fb]
+    .venv/bin/python bench/watch_bench.py [--drops 3] [--burst 200] [--fb | --rgb]
+    .venv/bin/python bench/watch_bench.py --chunks 1000,36000 --burst 0 [--work DIR]
 
 The real bot (python-telegram-bot over HTTP to the fake Bot API, tests/fake_telegram.py)
 runs with its folder watcher at the default timings (WATCH_QUIET_S=0.5, WATCH_SETTLE_S=1).
@@ -19,7 +20,11 @@ runs and the time until all are indexed, against the baseline in the same run: o
 Index size: the repo's example briefings (a few chunks); with ``--rgb`` also every distinct
 RGB en passage (../shared/eval/rgb, about a thousand chunks), ingested from a folder beside
 the watched one; with ``--fb`` a copy of a 36k-chunk FinanceBench index
-(/work/coord/fb-data), if one was built.
+(/work/coord/fb-data), if one was built; with ``--chunks 1000,36000`` copies of
+bench/scale_bench.py's indexes of those sizes (real chunk texts of the shared sets, cached
+embeddings plus noise: HNSW and BM25 at their real size; built by its own functions, or
+reused from its ``--work`` folder), measured one after the other in the same run, the
+first size being the baseline. ``uptime`` is printed with each index's figures.
 """
 
 from __future__ import annotations
@@ -27,13 +32,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from common import QINGDAO, RGB, ROOT, bench_settings, machine, model_dir, quiet_environment, table
@@ -168,90 +176,185 @@ def baseline_burst(cache: Path, model: Path, n: int, work: Path) -> float:
     return run_ingest(settings).seconds
 
 
+@dataclass
+class Measured:
+    label: str
+    chunks: int
+    rows: list[list[float]]
+    load: str  # `uptime` while it ran
+    burst: tuple[int, float] | None = None
+
+
+async def measure(settings: Settings, label: str, drops: int, burst_n: int) -> Measured:
+    """Start the bot with its watcher on ``settings``' index; time the drops (and a burst)."""
+    service = await asyncio.to_thread(AnswerService, settings)
+    await asyncio.to_thread(service.warm_up)  # as the bot does before it serves
+    chunks = service.store.count()
+    fake = await FakeTelegram().start()
+    telegram = settings.telegram.model_copy(
+        update={
+            "bot_token": SecretStr(fake.token),
+            "api_base_url": fake.api_base,
+            "admin_ids": frozenset({ADMIN}),
+        }
+    )
+    watch = settings.watch.model_copy(update={"enabled": True})
+    app = build_application(
+        settings.model_copy(update={"telegram": telegram, "watch": watch}), service
+    )
+    burst_result = None
+    try:
+        async with app:
+            assert app.post_init is not None and app.updater is not None
+            await app.post_init(app)
+            await app.updater.start_polling(poll_interval=0, timeout=1)
+            await app.start()
+            for chat, text in ((ADMIN, "/following"), (FOLLOWER, "/follow qingdao trade")):
+                fake.send_private(chat, text)
+                await fake.wait_for_replies(chat, 1)
+            await asyncio.sleep(2.0)  # the watcher's reconciling run
+            rows = [await one_drop(fake, settings, service) for _ in range(drops)]
+            load = uptime()
+            if burst_n:
+                burst_result = await burst(settings, burst_n)
+            await app.updater.stop()
+            await app.stop()
+            assert app.post_shutdown is not None
+            await app.post_shutdown(app)
+    finally:
+        await fake.stop()
+    return Measured(label, chunks, rows, load, burst_result)
+
+
+def uptime() -> str:
+    out = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
+    return out.strip() or f"load average {os.getloadavg()[0]:.2f}"
+
+
+def scale_index(work: Path, n: int, into: Path, pdfs: int, sample: int) -> Path:
+    """A copy of bench/scale_bench.py's ``n``-chunk index (built there, or reused from
+    ``work``): real chunk texts of the shared sets, cached embeddings plus noise, so Chroma's
+    HNSW graph and the BM25 index have their real size. Copied: the drops write to it."""
+    import scale_bench
+
+    rows = scale_bench.real_chunks(work, pdfs)
+    vectors = scale_bench.cached_vectors(work, rows, sample)
+    built = scale_bench.build(work, rows, vectors, n)
+    shutil.copytree(built, into, ignore=shutil.ignore_patterns("ingest.lock", "scratch"))
+    return into
+
+
+def stand_in_files(data: Path, old_base: Path, docs: Path) -> int:
+    """Put the index's files in the watched folder, as a team's folder holds its corpus.
+
+    scale_bench records each document under ``old_base`` with a size and mtime but writes no
+    file. Each is moved under ``docs`` (the manifest rewritten) as a stand-in file of the
+    recorded size and mtime: every watcher run then scans the whole corpus and finds it
+    unchanged, as it would in production, and removes nothing.
+    """
+    prefix = str(old_base.resolve()) + os.sep
+    with sqlite3.connect(data / "manifest.sqlite") as db:
+        rows = db.execute("SELECT path, size, mtime_ns FROM files").fetchall()
+        moved = []
+        for key, size, mtime_ns in rows:
+            if not key.startswith(prefix):
+                continue
+            new = docs / key[len(prefix) :]
+            new.parent.mkdir(parents=True, exist_ok=True)
+            new.write_bytes(b"x" * size)
+            os.utime(new, ns=(mtime_ns, mtime_ns))
+            moved.append((str(new), key))
+        db.executemany("UPDATE files SET path=? WHERE path=?", moved)
+    return len(moved)
+
+
 async def main_async(args: argparse.Namespace) -> None:
     quiet_environment()
     cache = Path(tempfile.gettempdir()) / "briefing-bench"
-    model = model_dir(cache)
+    results: list[Measured] = []
+    base_s = None
+    print(f"start: {uptime()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="watch-bench-") as tmp:
         work = Path(tmp)
-        docs = work / "drop"
-        docs.mkdir()
-        data = work / "data"
-        if args.fb:
-            if not (FB_DATA / "chroma").exists():
-                raise SystemExit(f"{FB_DATA} has no index: run without --fb")
-            shutil.copytree(FB_DATA, data, ignore=shutil.ignore_patterns("ingest.lock"))
-            label = "FinanceBench index copy"
-        else:
-            shutil.copytree(ROOT / "examples" / "briefings", docs / "examples")
-            label = "example briefings"
-        settings = bench_settings(data, model, docs)
-        run_ingest(settings)  # the starting index (a no-op for the FinanceBench copy)
-        if args.rgb:
-            rgb_corpus(work / "rgb")
-            run_ingest(settings, [work / "rgb"])  # indexed, not watched
-            label += " + RGB en passages"
-        service = await asyncio.to_thread(AnswerService, settings)
-        chunks = service.store.count()
-        fake = await FakeTelegram().start()
-        telegram = settings.telegram.model_copy(
-            update={
-                "bot_token": SecretStr(fake.token),
-                "api_base_url": fake.api_base,
-                "admin_ids": frozenset({ADMIN}),
-            }
-        )
-        watch = settings.watch.model_copy(update={"enabled": True})
-        app = build_application(
-            settings.model_copy(update={"telegram": telegram, "watch": watch}), service
-        )
-        try:
-            async with app:
-                assert app.post_init is not None and app.updater is not None
-                await app.post_init(app)
-                await app.updater.start_polling(poll_interval=0, timeout=1)
-                await app.start()
-                for chat, text in ((ADMIN, "/following"), (FOLLOWER, "/follow qingdao trade")):
-                    fake.send_private(chat, text)
-                    await fake.wait_for_replies(chat, 1)
-                await asyncio.sleep(2.0)  # the watcher's reconciling run
-                rows = [await one_drop(fake, settings, service) for _ in range(args.drops)]
-                burst_runs, burst_s = await burst(settings, args.burst)
-                await app.updater.stop()
-                await app.stop()
-                assert app.post_shutdown is not None
-                await app.post_shutdown(app)
-        finally:
-            await fake.stop()
-        base_s = baseline_burst(cache, model, args.burst, work)
+        if args.chunks:
+            import scale_bench
 
-    print(f"Drop folder benchmark — {machine()}")
-    print(f"Index: {label}, {chunks} chunks before the drops; watcher at default timings.\n")
+            for n in [int(x) for x in args.chunks.split(",")]:
+                docs = work / f"drop-{n}"
+                docs.mkdir()
+                data = scale_index(args.work, n, work / f"data-{n}", args.pdfs, args.sample)
+                files = stand_in_files(data, args.work / "docs", docs)
+                settings = bench_settings(data, scale_bench.MODEL, docs)
+                label = (
+                    f"scale_bench index of {n} chunks (real texts, cached vectors + noise; "
+                    f"{files} files in the watched folder)"
+                )
+                results.append(await measure(settings, label, args.drops, args.burst))
+                shutil.rmtree(data)
+                print(f"measured {label}: {uptime()}", flush=True)
+        else:
+            model = model_dir(cache)
+            docs = work / "drop"
+            docs.mkdir()
+            data = work / "data"
+            if args.fb:
+                if not (FB_DATA / "chroma").exists():
+                    raise SystemExit(f"{FB_DATA} has no index: run without --fb")
+                shutil.copytree(FB_DATA, data, ignore=shutil.ignore_patterns("ingest.lock"))
+                label = "FinanceBench index copy"
+            else:
+                shutil.copytree(ROOT / "examples" / "briefings", docs / "examples")
+                label = "example briefings"
+            settings = bench_settings(data, model, docs)
+            run_ingest(settings)  # the starting index (a no-op for the FinanceBench copy)
+            if args.rgb:
+                rgb_corpus(work / "rgb")
+                run_ingest(settings, [work / "rgb"])  # indexed, not watched
+                label += " + RGB en passages"
+            results.append(await measure(settings, label, args.drops, args.burst))
+            if args.burst:
+                base_s = baseline_burst(cache, model, args.burst, work)
+    report(results, args, base_s)
+
+
+def report(results: list[Measured], args: argparse.Namespace, base_s: float | None) -> None:
+    print(f"\nDrop folder benchmark — {machine()}")
+    print("Watcher at default timings (0.5 s quiet, 1 s settle); the bot answers as it runs.")
     names = [
-        "baseline: the ingest run alone (its own clock)",
+        "the ingest run alone (its own clock)",
         "landing → ingested (0.5 s quiet + 1 s settle + run)",
         "landing → answerable by the running bot",
         "landing → admin told",
         "landing → follower's digest",
     ]
-    medians = [statistics.median(r[i] for r in rows) for i in range(len(names))]
-    worst = [max(r[i] for r in rows) for i in range(len(names))]
-    print(
-        table(
-            ["one press release (seconds)", "median", "max"],
-            [[names[i], f"{medians[i]:.2f}", f"{worst[i]:.2f}"] for i in range(len(names))],
+    for m in results:
+        print(f"\nIndex: {m.label}, {m.chunks} chunks before the drops")
+        print(f"Load while measured: {m.load}")
+        medians = [statistics.median(r[i] for r in m.rows) for i in range(len(names))]
+        worst = [max(r[i] for r in m.rows) for i in range(len(names))]
+        print(
+            table(
+                ["one press release (seconds)", "median", "max"],
+                [[names[i], f"{medians[i]:.2f}", f"{worst[i]:.2f}"] for i in range(len(names))],
+            )
         )
-    )
-    print(f"\n({args.drops} drops of {QINGDAO.name})\n")
-    print(
-        table(
-            ["burst", "files", "runs", "seconds"],
-            [
-                ["watcher: copy lands → all indexed", args.burst, burst_runs, f"{burst_s:.1f}"],
-                ["baseline: one run_ingest, fresh index", args.burst, 1, f"{base_s:.1f}"],
-            ],
-        )
-    )
+        print(f"({len(m.rows)} drops of {QINGDAO.name})")
+    if len(results) > 1:
+        base, *rest = results
+        print(f"\nLanding → answerable, median, against the {base.chunks}-chunk baseline:")
+        for m in rest:
+            b = statistics.median(r[2] for r in base.rows)
+            v = statistics.median(r[2] for r in m.rows)
+            print(f"  {m.chunks} chunks: {v:.2f} s vs {b:.2f} s ({v - b:+.2f} s)")
+    bursts = [[m.label, args.burst, *m.burst] for m in results if m.burst]
+    if bursts:
+        rows: list[list[object]] = [
+            ["watcher: copy lands → all indexed", n, runs, f"{s:.1f}"] for _, n, runs, s in bursts
+        ]
+        if base_s is not None:
+            rows.append(["baseline: one run_ingest, fresh index", args.burst, 1, f"{base_s:.1f}"])
+        print()
+        print(table(["burst", "files", "runs", "seconds"], rows))
 
 
 def main() -> None:
@@ -260,6 +363,18 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--fb", action="store_true", help="use a copy of the FinanceBench index")
     parser.add_argument("--rgb", action="store_true", help="add the RGB en passages")
+    parser.add_argument(
+        "--chunks",
+        help="index sizes from bench/scale_bench.py, e.g. 1000,36000 (the first is the baseline)",
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/briefing-scale"),
+        help="scale_bench's work folder (its cached chunks, vectors and indexes)",
+    )
+    parser.add_argument("--pdfs", type=int, default=12, help="as scale_bench --pdfs")
+    parser.add_argument("--sample", type=int, default=512, help="as scale_bench --sample")
     asyncio.run(main_async(parser.parse_args()))
 
 

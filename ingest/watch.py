@@ -3,7 +3,9 @@
 The ingest decides what changed (content hashes), so the watcher only has to notice
 *that* something happened, let a burst of events end, wait until the files it saw change
 have stopped growing, and run it. Deleted, renamed and moved files are handled by the
-same run. The first run on start reconciles changes made while nobody watched.
+same run. The first run on start reconciles changes made while nobody watched. A batch
+of events that only added or modified files ingests just those files (``Due``); a folder
+of ten thousand files then costs nothing per dropped release.
 
 Built on ``watchfiles`` (Rust ``notify``): it batches events itself (a run starts after
 ``quiet_s`` without a new changed path, or ``max_burst_s`` into a continuous burst), takes
@@ -113,6 +115,41 @@ def changed_files(changes: set[tuple[watchfiles.Change, str]]) -> set[str]:
     }
 
 
+@dataclass
+class Due:
+    """What the next run must cover: just the files that arrived or changed, or the folder.
+
+    A run over the whole folder stats every file and re-checks every document (at ten
+    thousand files that is seconds, before the new file is even read); a dropped or edited
+    file only needs itself ingested. Anything else — a deletion, a rename or move (a
+    deletion plus an addition), a folder, the first run (reconciling) — takes the whole
+    folder, which is what notices removals and renames.
+    """
+
+    whole: bool = True
+    files: set[str] = field(default_factory=set)
+
+    def add(self, changes: set[tuple[watchfiles.Change, str]]) -> None:
+        for change, path in changes:
+            if change is watchfiles.Change.deleted or not os.path.isfile(path):
+                self.whole = True
+            else:
+                self.files.add(path)
+
+    def __bool__(self) -> bool:
+        return self.whole or bool(self.files)
+
+    def paths(self) -> list[Path] | None:
+        """The paths for ``run_ingest`` (None: the whole folder)."""
+        if self.whole or not all(os.path.isfile(p) for p in self.files):
+            return None  # one vanished since: the whole folder says what happened to it
+        return [Path(p) for p in sorted(self.files)]
+
+    def clear(self) -> None:
+        self.whole = False
+        self.files.clear()
+
+
 def watch(
     settings: IndexSettings,
     on_report: Callable[[IngestReport], None],
@@ -146,7 +183,7 @@ def watch(
     embeddings = embeddings or make_embeddings(settings)  # loaded once, reused by every run
     root = os.path.abspath(folder)
     settling = Settling(settle_s)
-    due = True  # the first run reconciles the index with the folder
+    due = Due()  # the first run reconciles the index with the whole folder
     events = watchfiles.watch(
         Path(root),
         watch_filter=relevant(root),
@@ -164,7 +201,7 @@ def watch(
             on_ready()
         first = False
         if changes:
-            due = True
+            due.add(changes)
             settling.add(changed_files(changes))
         if not due or stop.is_set():
             continue
@@ -174,7 +211,7 @@ def watch(
             continue
         settling.clear()
         try:
-            report = run_ingest(settings, embeddings=embeddings)
+            report = run_ingest(settings, due.paths(), embeddings=embeddings)
         except IngestLocked as err:  # someone else's run: ours follows it
             log.info("ingest busy, the watcher's run is queued: %s", err)
             stop.wait(LOCKED_RETRY_S)
@@ -183,5 +220,5 @@ def watch(
             if report_stopped:
                 on_report(err.report)
             raise
-        due = False
+        due.clear()
         on_report(report)

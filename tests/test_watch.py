@@ -99,6 +99,8 @@ def test_add_update_rename_move_delete(
         (docs / "second.md").write_text("# Second\n\nA cargo airport handled 90,000 tonnes.\n")
         wait_for(lambda: Outcome.ADDED in w.outcomes("second.md"))
         assert "90,000 tonnes" in w.texts()
+        # A file that arrived is ingested alone: the run does not scan the whole folder.
+        assert [r.path for r in w.reports[-1].results] == ["second.md"]
         (docs / "second.md").write_text("# Second\n\nA cargo airport handled 95,000 tonnes.\n")
         wait_for(lambda: Outcome.UPDATED in w.outcomes("second.md"))
         assert w.outcomes("second.md") == [Outcome.ADDED, Outcome.UPDATED]
@@ -115,6 +117,8 @@ def test_add_update_rename_move_delete(
         (docs / "first.txt").unlink()
         wait_for(lambda: Outcome.REMOVED in w.outcomes("first.txt"))
         assert "ferry terminal" not in w.texts()
+        # A deletion takes the whole folder (that is how a removal is noticed).
+        assert w.outcomes(moved)[-1] is Outcome.UNCHANGED
         # Nothing was embedded twice for a rename or a move.
         assert all(r.chunks == 0 for rep in w.reports for r in rep.results if r.path == moved)
 

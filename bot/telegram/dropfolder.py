@@ -68,10 +68,11 @@ TOLD_KEY = "runlog_seq"  # meta key in subscriptions.sqlite: the last run told
 
 @dataclass
 class Batch:
-    """What the runs since the last batch give: messages, and what to remember once sent."""
+    """Messages to send, and what to remember once they are sent."""
 
     messages: list[tuple[int, str]] = field(default_factory=list)
     seq: int = 0  # the last run told
+    changed: bool = False  # some run changed the index
     seen: list[str] | None = None  # the documents followers now know about (None: unchanged)
 
 
@@ -176,13 +177,17 @@ class DropFolder:
         retry_due = self._match_again_at is not None and time.monotonic() >= self._match_again_at
         if stat == self._log_stat and not retry_due:
             return  # nothing new in the log (one stat() a poll)
-        batch = await asyncio.to_thread(self.collect)
-        self._log_stat = stat
         assert self.outbox is not None
-        for chat_id, text in batch.messages:
+        runs = await asyncio.to_thread(runlog.read_after, self.settings.data_dir, self._told)
+        self._log_stat = stat
+        notices = self.notices(runs)  # first: they need no search
+        for chat_id, text in notices.messages:
+            self.outbox.put(chat_id, text)
+        digests = await asyncio.to_thread(self.digests, notices.changed)
+        for chat_id, text in digests.messages:
             self.outbox.put(chat_id, text)
         await self.outbox.drained()  # remembered only once sent: a crash resends, never loses
-        await asyncio.to_thread(self._remember, batch)
+        await asyncio.to_thread(self._remember, notices.seq, digests.seen)
 
     def _stat_log(self) -> tuple[int, int] | None:
         try:
@@ -191,12 +196,12 @@ class DropFolder:
             return None
         return (st.st_size, st.st_mtime_ns)
 
-    def _remember(self, batch: Batch) -> None:
-        if batch.seq != self._told:
-            self._told = batch.seq
-            self.subscriptions.set_meta(TOLD_KEY, str(batch.seq))
-        if batch.seen is not None:
-            self.subscriptions.mark_seen(batch.seen)
+    def _remember(self, seq: int, seen: list[str] | None) -> None:
+        if seq != self._told:
+            self._told = seq
+            self.subscriptions.set_meta(TOLD_KEY, str(seq))
+        if seen is not None:
+            self.subscriptions.mark_seen(seen)
 
     def _current_documents(self) -> list[str]:
         manifest = Manifest(self.settings.manifest_path)
@@ -205,10 +210,8 @@ class DropFolder:
         finally:
             manifest.close()
 
-    def collect(self, runs: list[runlog.LoggedRun] | None = None) -> Batch:
-        """The messages for the runs after the last one told (a worker thread)."""
-        if runs is None:
-            runs = runlog.read_after(self.settings.data_dir, self._told)
+    def notices(self, runs: list[runlog.LoggedRun]) -> Batch:
+        """The notify chats' messages for ``runs`` (the runs after the last one told)."""
         batch = Batch(seq=runs[-1].seq if runs else self._told)
         for run in runs:
             news = self.failures.news(run.report)
@@ -216,7 +219,13 @@ class DropFolder:
                 by = None if run.pid == os.getpid() else f"ingest by another process, pid {run.pid}"
                 notice = render_notice(run.report, news, by)
                 batch.messages += [(chat_id, notice) for chat_id in self.notify_chats]
-        changed = any(_changed_index(run.report) for run in runs)
+            batch.changed = batch.changed or _changed_index(run.report)
+        return batch
+
+    def digests(self, changed: bool) -> Batch:
+        """Refresh answering and match followed topics, if the index changed (or the last
+        matching failed); a worker thread."""
+        batch = Batch(seq=self._told)
         if not changed and self._match_again_at is None:
             return batch
         # New documents come from the index, not the reports: the ledger knows which
@@ -236,12 +245,12 @@ class DropFolder:
                 min_evidence=self.settings.refusal_threshold,
                 top_k=self.settings.top_k,
             )
-        except Exception as err:  # the admins' notices still go; followers wait for a retry
+        except Exception as err:  # the admins' notices went; followers wait for a retry
             log.warning("matching followed topics failed, retrying later: %s", err)
             self._match_again_at = time.monotonic() + MATCH_RETRY_S
             return batch
         self._match_again_at = None
-        batch.messages += [(chat_id, render_digest(docs)) for chat_id, docs in matches.items()]
+        batch.messages = [(chat_id, render_digest(docs)) for chat_id, docs in matches.items()]
         batch.seen = current
         return batch
 
