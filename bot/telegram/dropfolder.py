@@ -179,7 +179,6 @@ class DropFolder:
             return  # nothing new in the log (one stat() a poll)
         assert self.outbox is not None
         runs = await asyncio.to_thread(runlog.read_after, self.settings.data_dir, self._told)
-        self._log_stat = stat
         notices = self.notices(runs)  # first: they need no search
         for chat_id, text in notices.messages:
             self.outbox.put(chat_id, text)
@@ -188,6 +187,7 @@ class DropFolder:
             self.outbox.put(chat_id, text)
         await self.outbox.drained()  # remembered only once sent: a crash resends, never loses
         await asyncio.to_thread(self._remember, notices.seq, digests.seen)
+        self._log_stat = stat  # only now: a batch that failed half-way is read again
 
     def _stat_log(self) -> tuple[int, int] | None:
         try:
