@@ -86,6 +86,8 @@ async def test_manual_and_chat_ingests_are_told_once_even_across_restarts(
     async with running(fake, settings, service):  # no watcher: ingests come from elsewhere
         await say(fake, ADMIN, "/following")  # the admin's chat exists from here on
         await say(fake, ALICE, "/follow qingdao trade")
+        await asyncio.sleep(1.5)  # the first start ever: the run before it is history
+        assert not any("Documents folder" in m["text"] for m in fake.sent(ADMIN))
         admin_seen, alice_seen = len(fake.sent(ADMIN)), len(fake.sent(ALICE))
 
         shutil.copy(QINGDAO, docs)
