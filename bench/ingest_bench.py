@@ -1,19 +1,21 @@
 """Ingest throughput on the FinanceBench PDFs (+ the Qingdao release) with the real local model.
 
-    .venv/bin/python bench/ingest_bench.py [--limit N] [--data-dir DIR] [--model-dir DIR]
+    .venv/bin/python bench/ingest_bench.py [--limit N] [--variants fp32,fused] [--no-naive]
+        [--data-dir DIR] [--model-dir DIR]
 
-Prints files, pages, chunks, seconds, pages/s, chunks/s and failures of a fresh ingest;
-then, in the same run, the bare embedding time of the same chunk texts
-(``LocalEmbeddings.embed_array`` alone, called with pipeline-sized groups) and so the
-ingest overhead beyond embedding; then the seconds of a second, unchanged ingest.
-``--data-dir`` keeps the index (it must be empty): ``bench/eval.py --cache C`` reuses
-``C/financebench/ours``.
+For each model variant (``fp32`` is ``model.onnx``, the default; ``fused`` and ``int8`` are
+built offline in a scratch folder, see bench/model_variants.py), on the same files in the
+same run: a fresh ingest (files, pages, chunks, seconds, pages/s, chunks/s, failures) and
+the bare embedding of the same chunk texts with the same model (``embed_array`` alone, in
+calls of 256), so the ingest's cost beyond embedding; then the naive LangChain pipeline
+(our loader's pages → ``RecursiveCharacterTextSplitter(1000, 200)`` → Chroma with its
+default embedding function, parsing included in its time); then a second, unchanged
+ingest. ``--data-dir`` keeps the indexes (it must be empty).
 """
 
 from __future__ import annotations
 
 import argparse
-import random
 import shutil
 import sys
 import tempfile
@@ -35,9 +37,7 @@ from common import (
     table,
 )
 
-# The pipeline embeds in write groups of EMBED_BATCH_SIZE * 4 chunks (ingest.pipeline
-# _FLUSH_BATCHES); the bare timing uses the same call size so only the rest differs.
-_GROUP = 64 * 4
+_GROUP = 256  # texts per bare embed_array call (the pipeline embeds one batch of documents)
 
 
 def _progress(started: float) -> object:
@@ -49,7 +49,17 @@ def _progress(started: float) -> object:
     return report
 
 
-def run(limit: int | None, data_dir: Path, model: Path, bare_sample: int) -> None:
+def run(
+    limit: int | None,
+    data_dir: Path,
+    model: Path,
+    variants: list[str],
+    *,
+    naive: bool,
+    sequential: bool,
+) -> None:
+    from model_variants import FILES, build_variants
+
     from ingest.chunking import embed_text
     from ingest.embeddings import LocalEmbeddings
     from ingest.pipeline import run_ingest
@@ -57,54 +67,89 @@ def run(limit: int | None, data_dir: Path, model: Path, bare_sample: int) -> Non
 
     pdfs = financebench_pdfs(limit)
     paths = [*pdfs, QINGDAO]
-    settings = bench_settings(data_dir, model, documents_dir=SHARED)
     print(f"machine: {machine()}")
     print(f"files: {len(pdfs)} PDFs ({sum(p.stat().st_size for p in pdfs) / 1e6:.1f} MB) + 1 txt")
+    folder = build_variants(model, data_dir / "models", variants)
 
-    t0 = time.perf_counter()
-    embeddings = LocalEmbeddings(model, batch_size=settings.embed_batch_size)
-    load_s = time.perf_counter() - t0
+    rows: list[Sequence[object]] = []
+    rates: dict[str, float] = {}
+    notes: list[str] = []
+    import ingest.pipeline
 
-    started = time.perf_counter()
-    first = run_ingest(settings, paths, embeddings=embeddings, progress=_progress(started))  # type: ignore[arg-type]
-
-    store = open_index(settings, embeddings)
-    chunks = sorted(store.all_chunks(), key=lambda c: (c.path, c.index))
-    texts = [embed_text(c.title, c.text) for c in chunks]
-    # A random sample, when asked for, keeps a long run affordable; the time is scaled up.
-    sample = random.Random(7).sample(texts, bare_sample) if 0 < bare_sample < len(texts) else texts
-    t0 = time.perf_counter()
-    for i in range(0, len(sample), _GROUP):
-        embeddings.embed_array(sample[i : i + _GROUP])
-    bare_s = (time.perf_counter() - t0) * len(texts) / max(1, len(sample))
-
+    runs = [(v, ingest.pipeline._LOOKAHEAD_FILES) for v in variants]
+    if sequential:  # the same ingest with parsing not overlapped: what the worker buys
+        runs.insert(1, (variants[0], 0))
+    for variant, lookahead in runs:
+        ingest.pipeline._LOOKAHEAD_FILES = lookahead
+        label = variant if lookahead else f"{variant}, sequential"
+        settings = bench_settings(data_dir / label, folder, documents_dir=SHARED)
+        t0 = time.perf_counter()
+        embeddings = LocalEmbeddings(
+            folder, batch_size=settings.embed_batch_size, onnx_file=FILES[variant]
+        )
+        load_s = time.perf_counter() - t0
+        started = time.perf_counter()
+        first = run_ingest(settings, paths, embeddings=embeddings, progress=_progress(started))  # type: ignore[arg-type]
+        chunks = sorted(
+            open_index(settings, embeddings).all_chunks(), key=lambda c: (c.path, c.index)
+        )
+        texts = [embed_text(c.title, c.text) for c in chunks]
+        t0 = time.perf_counter()
+        for i in range(0, len(texts), _GROUP):
+            embeddings.embed_array(texts[i : i + _GROUP])
+        bare_s = time.perf_counter() - t0
+        rates[label] = first.embedded_chunks / first.seconds
+        rows += [
+            [f"ours {label}: fresh ingest", len(first.results), first.pages,
+             first.embedded_chunks, first.seconds, first.pages / first.seconds,
+             rates[label], len(first.failures)],
+            [f"ours {label}: bare embed_array", "", "", len(texts), bare_s, "",
+             len(texts) / bare_s if bare_s else 0.0, ""],
+        ]  # fmt: skip
+        notes.append(
+            f"{label}: model load {load_s:.2f} s (not in the ingest seconds); ingest / bare "
+            f"embedding {ratio(first.seconds, bare_s)} ({first.seconds - bare_s:.1f} s beyond "
+            f"embedding: parsing, chunking, Chroma, manifest, BM25 files)"
+        )
+        print(f"  {notes[-1]}; {rates[label]:.2f} chunks/s", file=sys.stderr, flush=True)
+        for failure in first.failures:
+            print(f"FAILED {failure.path}: {failure.reason}")
+        if first.failures:
+            raise SystemExit(1)
+    if naive:
+        naive_chunks, naive_s = run_naive(paths, model, data_dir / "naive")
+        rates["naive"] = naive_chunks / naive_s
+        rows.append(["naive LangChain + Chroma default", len(paths), "", naive_chunks, naive_s,
+                     "", rates["naive"], ""])  # fmt: skip
+    settings = bench_settings(data_dir / variants[0], folder, documents_dir=SHARED)
+    embeddings = LocalEmbeddings(folder, onnx_file=FILES[variants[0]])
     second = run_ingest(settings, paths, embeddings=embeddings)
-
-    rows: list[Sequence[object]] = [
-        ["fresh ingest", len(first.results), first.pages, first.embedded_chunks,
-         first.seconds, first.pages / first.seconds, first.embedded_chunks / first.seconds,
-         len(first.failures)],
-        [f"bare embed_array{' (sampled)' if sample is not texts else ''}", "", "",
-         len(texts), bare_s, "",
-         len(texts) / bare_s if bare_s else 0.0, ""],
-        ["re-run, unchanged", len(second.results), second.pages, second.embedded_chunks,
-         second.seconds, "", "", len(second.failures)],
-    ]  # fmt: skip
+    rows.append([f"ours {variants[0]}: re-run, unchanged", len(second.results), second.pages,
+                 second.embedded_chunks, second.seconds, "", "", len(second.failures)])  # fmt: skip
     print()
     print(
         table(["run", "files", "pages", "chunks", "seconds", "pages/s", "chunks/s", "failed"], rows)
     )
     print()
-    print(f"model load: {load_s:.2f} s (not in the ingest seconds)")
-    if sample is not texts:
-        print(f"bare embedding timed on {len(sample)} random chunks of {len(texts)}, scaled up")
-    print(f"ingest overhead over bare embedding: {ratio(first.seconds, bare_s)} "
-          f"({first.seconds - bare_s:.1f} s for parsing, chunking, storage, manifest)")  # fmt: skip
-    print(f"outcomes: fresh {first.summary()}; re-run {second.summary()}")
-    for failure in first.failures + second.failures:
-        print(f"FAILED {failure.path}: {failure.reason}")
-    if first.failures or second.embedded_chunks:
+    for note in notes:
+        print(note)
+    if "naive" in rates:
+        for label in rates:
+            if label != "naive":
+                print(f"ours {label} / naive, chunks/s: {ratio(rates[label], rates['naive'])}")
+    print(f"machine after the run: {machine()}")
+    if second.embedded_chunks or second.failures:
         raise SystemExit(1)
+
+
+def run_naive(paths: list[Path], model: Path, folder: Path) -> tuple[int, float]:
+    """The naive pipeline over the same files: (chunks, seconds, parsing included)."""
+    from naive import ChromaDefaultEmbeddings, build_naive, pdf_pages
+
+    embeddings = ChromaDefaultEmbeddings(model, folder / "chroma-onnx")
+    started = time.perf_counter()
+    _, facts = build_naive(folder / "index", pdf_pages(paths), embeddings)
+    return int(facts["chunks"]), time.perf_counter() - started
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -113,12 +158,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--limit", type=int, default=None, help="ingest only N PDFs (the most-asked-about)"
     )
     parser.add_argument(
-        "--bare-sample", type=int, default=0, help="time bare embedding on N chunks (0: all)"
+        "--variants", default="fp32", help="model variants, comma-separated (fp32 first)"
     )
-    parser.add_argument("--data-dir", type=Path, default=None, help="keep the index here")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="also ingest with parsing not overlapped with embedding (the first variant)",
+    )
+    parser.add_argument("--data-dir", type=Path, default=None, help="keep the indexes here")
     parser.add_argument("--model-dir", type=Path, default=None, help="installed model folder")
     args = parser.parse_args(argv)
     quiet_environment()
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         data_dir = args.data_dir or Path(tmp) / "data"
         if data_dir.exists() and any(data_dir.iterdir()):
@@ -127,7 +179,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         model = args.model_dir or model_dir(Path(tmp))
         try:
-            run(args.limit, data_dir, model, args.bare_sample)
+            run(
+                args.limit,
+                data_dir,
+                model,
+                variants,
+                naive=not args.no_naive,
+                sequential=args.sequential,
+            )
         finally:
             if args.data_dir is None:
                 shutil.rmtree(data_dir, ignore_errors=True)

@@ -26,9 +26,9 @@ from langchain_core.embeddings import Embeddings
 from ingest.onnx_export import (
     MAX_TOKENS,
     MODEL_NAME,
-    ONNX_FILE,
     TOKENIZER_FILE,
     ModelNotInstalled,
+    default_graph,
     missing_files,
 )
 
@@ -112,7 +112,7 @@ class LocalEmbeddings(Embeddings):
         *,
         batch_size: int = 64,
         threads: int | None = None,
-        onnx_file: str = ONNX_FILE,
+        onnx_file: str | None = None,
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -144,8 +144,12 @@ class LocalEmbeddings(Embeddings):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only; shape-merge warnings are noise
         # InferenceSession.run is thread-safe: one session serves every caller.
+        # Default: the fused graph if `models install` built it (same vectors, faster).
+        self.onnx_file = onnx_file or default_graph(model_dir)
         self._session = ort.InferenceSession(
-            str(model_dir / onnx_file), sess_options=options, providers=["CPUExecutionProvider"]
+            str(model_dir / self.onnx_file),
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
         )
         self._input_names = {i.name for i in self._session.get_inputs()}
 

