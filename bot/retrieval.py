@@ -22,6 +22,7 @@ from bot.focus import DocumentFocus
 from bot.lexical import LexicalIndex, tokenize
 from bot.types import Hit
 from ingest.lexical_store import LexicalFiles
+from ingest.store import IndexStore
 from ingest.types import IndexedChunk
 from ingest.vocabulary import CJK_RE
 
@@ -199,6 +200,9 @@ class Retriever:
         with self._lock:
             # One thread rebuilds; the others wait and then reuse its index.
             if self._lexical is None or generation != self._generation:
+                if self._generation is not None and isinstance(self.store, IndexStore):
+                    # Another process's ingest: an embedded client must reopen to see it.
+                    self.store.sync(generation)
                 if self.lexical_files is not None:
                     self._lexical = self.lexical_files.refresh(
                         self.store, generation, self._lexical

@@ -9,12 +9,14 @@ built it, and a generation counter that readers use to notice a re-ingest.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import chromadb
 from chromadb.api import ClientAPI
+from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings as ChromaClientSettings
 
 # Re-exported: callers have long imported these from here.
@@ -25,6 +27,11 @@ from ingest.types import Chunk, Document, IndexedChunk
 
 INDEX_FORMAT = "1"
 _PAGE = 2000  # ids per get/delete call: keeps request bodies small on the server path
+
+# Generations this process wrote (see ``IndexStore.sync``); chromadb shares one embedded
+# system per path within a process, so this process's writes are visible to all its clients.
+_WRITTEN_HERE: set[str] = set()
+_REOPEN_LOCK = threading.Lock()
 
 
 class EmbeddingModel(Protocol):
@@ -125,11 +132,13 @@ class IndexStore:
         collection: Any,
         name: str,
         embeddings: EmbeddingModel,
+        settings: IndexSettings | None = None,
     ) -> None:
         self.client = client
         self.collection = collection
         self.name = name
         self.embeddings = embeddings
+        self.settings = settings  # to reopen an embedded client (``sync``)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -143,6 +152,28 @@ class IndexStore:
 
     def generation(self) -> str:
         return str(self.metadata().get("generation", "0"))
+
+    def sync(self, generation: str) -> bool:
+        """Make reads see the writes behind ``generation``; True if the client was reopened.
+
+        An embedded Chroma client keeps the vector index it loaded: another process's
+        writes (a manual ``briefing ingest`` beside a running bot) stay invisible to it, and
+        a filtered query for their ids fails ("Error finding id"). So when the generation
+        was written by another process, a fresh client is opened on the same path.
+        chromadb shares one system per path within a process; clearing its cache (without
+        stopping the old system: a thread may be mid-query on it) makes the next client
+        load what is on disk now. A Chroma server, and this process's own writes, need
+        nothing.
+        """
+        settings = self.settings
+        if settings is None or settings.chroma_host or generation in _WRITTEN_HERE:
+            return False
+        with _REOPEN_LOCK:
+            SharedSystemClient.clear_system_cache()
+            client = make_client(settings)
+            collection = client.get_collection(self.name, embedding_function=None)
+        self.client, self.collection = client, collection
+        return True
 
     def all_ids(self) -> list[str]:
         ids: list[str] = []
@@ -238,6 +269,7 @@ class IndexStore:
     def bump_generation(self) -> None:
         meta = self.metadata()
         meta["generation"] = uuid.uuid4().hex[:12]
+        _WRITTEN_HERE.add(meta["generation"])
         self.collection.modify(metadata=meta)
 
 
@@ -273,14 +305,14 @@ def open_index(settings: IndexSettings, embeddings: EmbeddingModel) -> IndexStor
                 "Re-embed everything with `briefing ingest --rebuild`, or set EMBEDDING_BACKEND/"
                 "EMBEDDING_MODEL back to what built it."
             )
-        return IndexStore(client, existing, name, embeddings)
+        return IndexStore(client, existing, name, embeddings, settings)
     collection = client.get_or_create_collection(
         name,
         configuration={"hnsw": {"space": "cosine"}},
         metadata={**wanted, "generation": "0"},
         embedding_function=None,
     )
-    return IndexStore(client, collection, name, embeddings)
+    return IndexStore(client, collection, name, embeddings, settings)
 
 
 def drop_index(settings: IndexSettings) -> None:
