@@ -12,7 +12,7 @@ import itertools
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from bot.lexical import tokenize
@@ -53,20 +53,34 @@ def title_terms(chunk: IndexedChunk) -> frozenset[str]:
 class DocumentFocus:
     terms: dict[str, frozenset[str]]  # doc_id → its title and file-name terms
     idf: dict[str, float]  # term → idf across documents
+    # (title, path) → terms, so the next build tokenises only new or renamed documents:
+    # after one dropped file at 9.7k documents, rebuilding every title cost ~1 s.
+    by_source: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, chunks: Sequence[IndexedChunk]) -> DocumentFocus:
+    def build(
+        cls, chunks: Sequence[IndexedChunk], previous: DocumentFocus | None = None
+    ) -> DocumentFocus:
+        """The focus over ``chunks``' documents; ``previous`` lends the terms of documents
+        whose title and path are unchanged (the result is the same as without it)."""
+        known = previous.by_source if previous is not None else {}
         terms: dict[str, frozenset[str]] = {}
+        by_source: dict[tuple[str, str], frozenset[str]] = {}
         for chunk in chunks:
-            if chunk.doc_id not in terms:
-                terms[chunk.doc_id] = title_terms(chunk)
+            if chunk.doc_id in terms:
+                continue
+            source = (chunk.title, chunk.path)
+            doc_terms = known.get(source)
+            if doc_terms is None:
+                doc_terms = title_terms(chunk)
+            terms[chunk.doc_id] = by_source[source] = doc_terms
         n = len(terms)
         df: dict[str, int] = {}
         for doc_terms in terms.values():
             for term in doc_terms:
                 df[term] = df.get(term, 0) + 1
         idf = {t: math.log((n + 1) / (d + 0.5)) for t, d in df.items()}
-        return cls(terms, idf)
+        return cls(terms, idf, by_source)
 
     def focus(self, question: str) -> frozenset[str]:
         """The doc_ids the question is about, or an empty set when it names none."""

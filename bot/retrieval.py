@@ -209,8 +209,7 @@ class Retriever:
                     )
                 else:
                     self._lexical = LexicalIndex.build(self.store.all_chunks())
-                chunks = self._lexical.chunks
-                self._focus = DocumentFocus.build(chunks)
+                self._focus = DocumentFocus.build(self._lexical.chunks, self._focus)
                 self._generation = generation
             return self._lexical
 

@@ -53,3 +53,19 @@ def test_diversify_caps_other_documents_but_not_the_focused_one() -> None:
     assert [h.doc_id for h in diversify(hits, 5, max_per_doc=2)] == ["a", "a", "b", "c", "d"]
     focused = diversify(hits, 5, max_per_doc=2, focus=frozenset({"a"}))
     assert [h.doc_id for h in focused] == ["a", "a", "a", "a", "b"]
+
+
+def test_a_build_from_the_previous_one_equals_a_fresh_build() -> None:
+    first = DocumentFocus.build(POOL[:4])
+    renamed = chunk("boeing", "pdfs/BOEING_2022_10K.pdf", "BOEING 2022 10K")
+    retitled = chunk("pep", "pdfs/PEPSICO_2022_10K.pdf", "PEPSICO 2022 10K")
+    changed = [*POOL[:3], retitled, renamed, POOL[5]]
+    incremental = DocumentFocus.build(changed, first)
+    fresh = DocumentFocus.build(changed)
+    assert incremental.terms == fresh.terms
+    assert incremental.idf == fresh.idf
+    assert incremental.by_source == fresh.by_source  # the old title is not kept
+    assert "filed" not in incremental.terms["pep"]  # the new title's terms, not the old
+    assert incremental.focus("What did Boeing report for 2022?") == {"boeing"}
+    # Unchanged documents reuse the earlier terms rather than tokenising again.
+    assert incremental.terms["amex"] is first.terms["amex"]
