@@ -303,9 +303,14 @@ class LexicalFiles:
         self, source: ChunkSource, generation: str, current: LexicalIndex | None = None
     ) -> LexicalIndex:
         """The index for Chroma generation ``generation``, as cheaply as it can be had:
+        the saved files when they are for it, reusing ``current``'s segments; else
         ``current`` plus the documents that changed (when the manifest is here); else the
         saved files if they match, or they plus the changes; else a rebuild from
         ``source``. A rebuilt or updated index is saved when no ingest is running."""
+        if current is not None:
+            followed = self._follow_files(current, generation)
+            if followed is not None:
+                return followed
         if current is not None and self.manifest_path.is_file():
             index = self.sync(current, source)
             stale_on_disk = self.generation() != generation
@@ -320,6 +325,35 @@ class LexicalFiles:
                 if locked:
                     self._save_quietly(index, generation)
         return index
+
+    def _follow_files(self, current: LexicalIndex, generation: str) -> LexicalIndex | None:
+        """The saved files' index for ``generation``, reusing ``current``'s segments (they
+        never change) and reading only the ones it lacks; None when the files are for
+        another generation or cannot be read. After an ingest wrote one new segment and
+        tombstones, this reads that segment and ``index.json``: comparing every document
+        with the manifest instead cost ~1.5 s at 9.7k documents."""
+        try:
+            head = json.loads((self.dir / _INDEX).read_text(encoding="utf-8"))
+            if (
+                str(head.get("generation")) != generation
+                or head.get("format") != FORMAT
+                or head.get("tokenizer") != tokenizer_fingerprint()
+            ):
+                return None
+            have = {s.name: s for s in current.segments}
+            segments, live = [], []
+            for entry in head["segments"]:
+                segment = have.get(str(entry["name"])) or self._read_segment(entry)
+                if len(segment) != entry["chunks"]:
+                    raise ValueError(f"segment {entry['name']} does not match index.json")
+                alive = np.ones(len(segment), dtype=bool)
+                alive[np.asarray(entry["deleted"], dtype=np.int64)] = False
+                segments.append(segment)
+                live.append(alive)
+        except Exception as err:  # an ingest replaced the files meanwhile, or damage
+            log.info("lexical index at %s: %s; comparing with the manifest instead", self.dir, err)
+            return None
+        return LexicalIndex(segments, live, tok=current.tokenize)
 
     def update_after_ingest(self, source: ChunkSource, generation: str) -> None:
         """Bring the files in line after an ingest run (the caller holds the ingest lock):

@@ -234,3 +234,14 @@ def test_retriever_follows_an_ingest_by_the_changed_document_only(
     # The first segment is shared, not rebuilt: only the new file was tokenised.
     assert after.segments[0] is first.segments[0] and len(after.segments) == 2
     assert_same(after, LexicalIndex.build(open_index(settings, embeddings).all_chunks()))
+    # A rename rewrites the document's chunks; the untouched segment is still shared.
+    (docs / "airship.txt").rename(docs / "zeppelin.txt")
+    run_ingest(settings, embeddings=embeddings)
+    renamed = retriever.lexical_index()
+    assert renamed.segments[0] is first.segments[0]
+    assert {c.path for c in renamed.chunks} == {"q.txt", "zeppelin.txt"}
+    assert_same(renamed, LexicalIndex.build(open_index(settings, embeddings).all_chunks()))
+    # Files saved for another generation are not trusted: the manifest is compared instead.
+    store = open_index(settings, embeddings)
+    other = files.refresh(store, "not-the-files-generation", renamed)
+    assert_same(other, renamed)
