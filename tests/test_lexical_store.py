@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -245,3 +247,42 @@ def test_retriever_follows_an_ingest_by_the_changed_document_only(
     store = open_index(settings, embeddings)
     other = files.refresh(store, "not-the-files-generation", renamed)
     assert_same(other, renamed)
+
+
+class NoSource:
+    """A reader that follows the files must not fall back to the chunks themselves."""
+
+    def all_chunks(self) -> list[IndexedChunk]:
+        raise AssertionError("rebuilt from the source instead of the saved files")
+
+    def get_chunks(self, ids: Sequence[str]) -> list[IndexedChunk]:
+        raise AssertionError("compared with the manifest instead of the saved files")
+
+
+def test_a_reader_waits_for_the_running_ingest_to_save_the_new_generation(
+    tmp_path: Path,
+) -> None:
+    from ingest.pipeline import ingest_lock
+
+    chunks = corpus(60)
+    files = LexicalFiles(tmp_path)
+    current = LexicalIndex.build(chunks[:50])
+    files.save(current, "g1")
+    (tmp_path / "manifest.sqlite").write_bytes(b"")  # present: the manifest path is open
+    locked, saved = threading.Event(), threading.Event()
+
+    def ingest() -> None:  # has published g2 in Chroma; its BM25 files follow
+        with ingest_lock(tmp_path):
+            locked.set()
+            time.sleep(0.5)
+            files.save(current.with_changes(chunks[50:]), "g2")
+            saved.set()
+
+    writer = threading.Thread(target=ingest)
+    writer.start()
+    locked.wait()
+    index = files.refresh(NoSource(), "g2", current)
+    writer.join()
+    assert saved.is_set()
+    assert index.segments[0] is current.segments[0]  # kept, not read again
+    assert_same(index, LexicalIndex.build(chunks))
