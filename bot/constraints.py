@@ -218,6 +218,8 @@ _CAP_RUN_RE = re.compile(
     rf"{_CAP_WORD}(?:(?::\s*|\s+)(?:of\s+the\s+|of\s+|de\s+|the\s+)?{_CAP_WORD})*"
 )
 _ACRONYM_RE = re.compile(r"\b(?:[A-Z]\.){2,}")
+# "FY2022", "Q2", "H1", "FY23": periods, not names.
+_PERIOD_WORD_RE = re.compile(r"(?i)(?:fy|cy|q[1-4]|h[12])['’]?(?:\d{2}|\d{4})?[.:,]?$")
 _HAS_ACRONYM_RE = re.compile(r"\b[A-Z]{2,}\b")
 
 
@@ -261,10 +263,13 @@ def question_entities(question: str) -> list[Entity]:
     out: list[Entity] = []
     q = undot(question.strip())
     for m in _CAP_RUN_RE.finditer(q):
-        if m.start() == 0:
+        # A sentence's first word is capitalised anyway ("… FY2022? Calculate the ratio").
+        if m.start() == 0 or re.search(r"[.?!;]\s+$", q[: m.start()]):
             continue
         words = [re.sub(r"['’]s?$", "", w) for w in re.split(r"\s+", m.group())]
-        generic = [w.lower().strip(".:") in _GENERIC_CAPS for w in words]
+        generic = [
+            w.lower().strip(".:") in _GENERIC_CAPS or bool(_PERIOD_WORD_RE.match(w)) for w in words
+        ]
         # Generic words at the edges go ("the", "Q2"); inside a title they stay in its text.
         while words and generic[0]:
             words, generic = words[1:], generic[1:]

@@ -132,6 +132,17 @@ def test_names_with_acronyms_camel_case_and_titles_are_one_entity() -> None:
     assert not zelda.named_in("Tears of the Kingdom came out.", frozenset({"tear", "kingdom"}))
 
 
+def test_fiscal_periods_and_sentence_openers_are_not_names() -> None:
+    from bot.constraints import question_entities
+
+    assert question_entities("Is 3M a capital-intensive business based on FY2022 data?") == []
+    names = question_entities(
+        "Was there any change in the number of Best Buy stores between Q2 of FY2024 and "
+        "FY2023? Calculate the change. Respond in stores."
+    )
+    assert [e.text for e in names] == ["Best Buy"]
+
+
 def test_an_event_may_be_dated_by_any_period_its_sentence_names() -> None:
     from bot.selector import select
     from tests.hits import make_hit
