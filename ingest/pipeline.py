@@ -505,14 +505,15 @@ def _finish(run: _Run) -> None:
         with manifest.transaction() as db:
             Manifest.drop_doc(db, doc.doc_id)
         run.changed = True
-    for doc in manifest.docs():
-        paths = [display_path(k, run.base) for k in manifest.paths_of(doc.doc_id)]
-        if paths and doc.path not in paths:
-            metas = store.metadatas(list(doc.chunk_ids))
+    for doc_id, (recorded, keys) in manifest.file_paths_by_doc().items():
+        paths = [display_path(k, run.base) for k in keys]
+        moved = manifest.doc(doc_id) if recorded not in paths else None
+        if moved is not None:
+            metas = store.metadatas(list(moved.chunk_ids))
             ids = list(metas)
             store.update_metadata(ids, [{**metas[i], "path": paths[0]} for i in ids])
             with manifest.transaction() as db:
-                Manifest.repoint_doc(db, doc.doc_id, paths[0])
+                Manifest.repoint_doc(db, moved.doc_id, paths[0])
             run.changed = True
 
 
