@@ -28,16 +28,9 @@ import numpy.typing as npt
 
 from bot.answer_types import AnswerType, answer_type, has_answer_type
 from bot.citations import MAX_QUOTE_CHARS
-from bot.constraints import (
-    Constraints,
-    Period,
-    carries_role,
-    period_conflict,
-    periods,
-    question_constraints,
-    sentence_period,
-)
+from bot.constraints import Constraints, carries_role, question_constraints
 from bot.lexical import tokenize
+from bot.periods import Period, period_conflict, periods, sentence_period
 from bot.sentences import sentence_spans
 from ingest.vocabulary import CJK_RE
 

@@ -15,16 +15,9 @@ from pathlib import Path
 import pytest
 
 from bot.citations import check_citations
-from bot.constraints import (
-    Period,
-    carries_role,
-    period_conflict,
-    periods,
-    question_constraints,
-    question_role,
-    sentence_period,
-)
+from bot.constraints import carries_role, question_constraints, question_role
 from bot.llm import LLMAnswerer
+from bot.periods import Period, period_conflict, periods, sentence_period
 from bot.service import AnswerService
 from bot.types import Answer
 from ingest.pipeline import run_ingest
