@@ -306,7 +306,7 @@ def ask(settings: Settings, question: str | None, as_json: bool) -> None:
         raise click.UsageError("give a QUESTION, or pipe questions on stdin")
     from bot.formatting import answer_json, format_answer
     from bot.service import AnswerService
-    from ingest.pipeline import rebuild_note
+    from ingest.lock import rebuild_note
 
     items = _batch_items(sys.stdin.readlines()) if batch else []
     note = rebuild_note(settings.data_dir)

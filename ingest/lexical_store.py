@@ -212,7 +212,7 @@ class LexicalFiles:
 
     @contextlib.contextmanager
     def ingest_lock_if_free(self) -> Iterator[bool]:
-        """Hold the ingest lock (the same flock as ``ingest.pipeline.ingest_lock``) if no
+        """Hold the ingest lock (the same flock as ``ingest.lock.ingest_lock``) if no
         ingest holds it; yield whether it is held. Readers only write while holding it."""
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -10,14 +10,12 @@ Order of writes (so that ``kill -9`` at any moment leaves a state the next run r
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from ingest.errors import IndexUnavailable, UsageError
 from ingest.errors import IngestLocked as IngestLocked  # re-exported
 from ingest.lexical_store import LexicalFiles
 from ingest.loaders import parse_document
+from ingest.lock import REBUILD_MARKER, ingest_lock
 from ingest.manifest import FileRow, Manifest
 from ingest.scan import Candidate, covered, display_path, scan
 from ingest.settings import IndexSettings
@@ -37,61 +36,12 @@ from ingest.types import Chunk, Document, FileResult, IngestReport, LoadError, O
 Progress = Callable[[int, int, str], None]  # (done, total, current path)
 
 
-REBUILD_MARKER = "rebuilding"  # in DATA_DIR while `ingest --rebuild` has not finished
-
-
 class IngestStopped(IndexUnavailable):
     """Chroma was lost mid-run; ``report`` holds what the run did before it stopped."""
 
     def __init__(self, reason: str, report: IngestReport) -> None:
         super().__init__(reason)
         self.report = report
-
-
-def rebuild_note(data_dir: Path) -> str | None:
-    """Why the index may be incomplete right now, if an ``ingest --rebuild`` is the reason."""
-    if not (data_dir / REBUILD_MARKER).exists():
-        return None
-    if ingest_running(data_dir):
-        return "the index is being rebuilt (ingest --rebuild): answers may miss documents"
-    return "an `ingest --rebuild` was interrupted; run `briefing ingest` to finish the index"
-
-
-def ingest_running(data_dir: Path) -> bool:
-    """Whether another process holds the ingest lock (without taking it)."""
-    try:
-        with open(data_dir / "ingest.lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-@contextmanager
-def ingest_lock(data_dir: Path) -> Iterator[None]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = data_dir / "ingest.lock"
-    with open(lock_path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise IngestLocked(
-                f"another ingest is running (pid {holder}; lock {lock_path}). "
-                "Wait for it to finish, then run again."
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def content_id(data: bytes) -> str:

@@ -28,7 +28,8 @@ import pytest
 
 from bot.settings import Settings
 from ingest.embeddings import LocalEmbeddings
-from ingest.pipeline import REBUILD_MARKER, run_ingest
+from ingest.lock import REBUILD_MARKER
+from ingest.pipeline import run_ingest
 from tests.conftest import EXAMPLES, ROOT, _free_port, make_settings
 from tests.openai_server import FakeOpenAIServer
 from tests.test_ingest_crash import check_consistent, snapshot, write_corpus

@@ -10,8 +10,9 @@ import pytest
 
 from ingest.chunking import SPECIAL_TOKENS, embed_text
 from ingest.embeddings import LocalEmbeddings
+from ingest.lock import ingest_lock
 from ingest.manifest import Manifest
-from ingest.pipeline import IngestLocked, ingest_lock, run_ingest
+from ingest.pipeline import IngestLocked, run_ingest
 from ingest.store import IndexMismatch, open_index
 from ingest.types import Outcome
 from tests.conftest import make_settings

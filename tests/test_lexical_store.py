@@ -262,7 +262,7 @@ class NoSource:
 def test_a_reader_waits_for_the_running_ingest_to_save_the_new_generation(
     tmp_path: Path,
 ) -> None:
-    from ingest.pipeline import ingest_lock
+    from ingest.lock import ingest_lock
 
     chunks = corpus(60)
     files = LexicalFiles(tmp_path)

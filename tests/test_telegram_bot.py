@@ -22,7 +22,7 @@ from bot.telegram.app import REBUILDING, SORRY, BotApp, build_application, prote
 from bot.types import Answer
 from ingest import redact
 from ingest.errors import IndexRebuilding
-from ingest.pipeline import ingest_lock
+from ingest.lock import ingest_lock
 from tests.conftest import EXAMPLES, make_settings
 from tests.fake_telegram import JSON, FakeTelegram
 from tests.fake_telegram_html import parse_html, utf16_len

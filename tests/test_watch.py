@@ -17,7 +17,7 @@ from bot.cli import cli
 from bot.settings import Settings
 from ingest.embeddings import LocalEmbeddings
 from ingest.ignore import ignored_name, ignored_path
-from ingest.pipeline import ingest_lock
+from ingest.lock import ingest_lock
 from ingest.store import IndexStore, open_index
 from ingest.types import IngestReport, Outcome
 from ingest.watch import FolderMissing, Settling, watch
