@@ -63,6 +63,11 @@ def tokenizer_fingerprint() -> str:
     return hashlib.sha256(probe.encode()).hexdigest()[:16]
 
 
+def _made_here(head: dict[str, Any]) -> bool:
+    """Whether saved files were written by this format and tokenizer (else: rebuild)."""
+    return head.get("format") == FORMAT and head.get("tokenizer") == tokenizer_fingerprint()
+
+
 class ChunkSource(Protocol):
     """What the index is rebuilt from (``ingest.store.IndexStore`` provides it)."""
 
@@ -100,7 +105,7 @@ class LexicalFiles:
             return None
         try:
             head = json.loads((self.dir / _INDEX).read_text(encoding="utf-8"))
-            if head.get("format") != FORMAT or head.get("tokenizer") != tokenizer_fingerprint():
+            if not _made_here(head):
                 log.info("lexical index at %s was made by another version; rebuilding", self.dir)
                 return None
             segments, live = [], []
@@ -274,12 +279,7 @@ class LexicalFiles:
         except (OSError, ValueError):
             return False
         entries: list[dict[str, Any]] = head.get("segments", [])
-        if (
-            head.get("format") != FORMAT
-            or head.get("tokenizer") != tokenizer_fingerprint()
-            or len(entries) >= MAX_SEGMENTS
-            or not self.manifest_path.is_file()
-        ):
+        if not _made_here(head) or len(entries) >= MAX_SEGMENTS or not self.manifest_path.is_file():
             return False
         where: dict[str, tuple[int, int]] = {}  # live chunk id → (segment, position)
         columns: dict[str, list[str]] = {f: [] for f in _ID_FIELDS}
@@ -352,11 +352,7 @@ class LexicalFiles:
         with the manifest instead cost ~1.5 s at 9.7k documents."""
         try:
             head = json.loads((self.dir / _INDEX).read_text(encoding="utf-8"))
-            if (
-                str(head.get("generation")) != generation
-                or head.get("format") != FORMAT
-                or head.get("tokenizer") != tokenizer_fingerprint()
-            ):
+            if str(head.get("generation")) != generation or not _made_here(head):
                 return None
             have = {s.name: s for s in current.segments}
             segments, live = [], []
