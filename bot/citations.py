@@ -19,7 +19,7 @@ order. ``postprocess``:
    state only other periods, or do not name the office asked about is dropped as well: it
    answers another question ("Q1 revenue" for a Q2 question);
 4. renumbers the surviving citations 1..k in order of first use;
-5. picks, for each cited passage, the passage sentence (split as ``bot.sentences`` does for the
+5. picks, for each cited passage, the passage sentence (split as ``ingest.sentences`` does for the
    extractive answerer) that best supports the answer sentences citing it (shared terms of
    ``bot.lexical.tokenize``, figures weighted most): an exact substring of ``hit.text``.
 
@@ -37,7 +37,7 @@ from decimal import Decimal, InvalidOperation
 from bot.answer_types import AnswerType, answer_type
 from bot.constraints import question_constraints, unsupported_by
 from bot.lexical import tokenize
-from bot.sentences import sentence_spans
+from ingest.sentences import sentence_spans
 from bot.types import Answer, Citation, Hit
 
 # The longest passage sentence quoted whole: the extractive answerer skips longer ones

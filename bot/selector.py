@@ -31,7 +31,7 @@ from bot.citations import MAX_QUOTE_CHARS
 from bot.constraints import Constraints, carries_role, question_constraints
 from bot.lexical import tokenize
 from bot.periods import Period, period_conflict, periods, sentence_period
-from bot.sentences import sentence_spans
+from ingest.sentences import sentence_spans
 from ingest.vocabulary import CJK_RE
 
 WEIGHTS_PATH = Path(__file__).with_name("selector_weights.json")

@@ -1,7 +1,7 @@
 """The text vocabulary every stage shares: month names, the CJK character range, stop words.
 
 Ingest reads dates with it (``ingest.metadata``); answering reads questions and passages
-with it (``bot.dates``, ``bot.lexical``, ``bot.sentences``, ``bot.extractive``,
+with it (``bot.dates``, ``bot.lexical``, ``ingest.sentences``, ``bot.extractive``,
 ``bot.retrieval``). It lives in ``ingest`` because ``bot`` imports ``ingest``, never the
 reverse. Plain data and compiled patterns only.
 """
