@@ -2,6 +2,11 @@
 
 Synchronous and CPU-bound (embedding, BM25, sentence scoring): async callers run it in a
 thread. No Telegram types here.
+
+A one-shot `briefing ask` builds one of these and answers once, so what an extractive
+answer does not use is imported on first use: the LLM client (LangChain's OpenAI chat
+model and ``openai``, ~1.4 s of imports) only when ANSWERER=llm, and the admin's view of
+the index (which imports the ingest pipeline and its loaders) on first ``index`` access.
 """
 
 from __future__ import annotations
@@ -9,12 +14,12 @@ from __future__ import annotations
 import logging
 import time
 from datetime import date
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from bot.extractive import extractive_answer
 from bot.followup import condense_offline
 from bot.history import History
-from bot.index_info import IndexInfo
-from bot.llm import LLMAnswerer, LLMError
 from bot.retrieval import Retriever
 from bot.settings import Settings
 from bot.types import Answer, Hit
@@ -23,6 +28,10 @@ from ingest.errors import BriefingError, IndexUnavailable
 from ingest.lexical_store import LexicalFiles
 from ingest.redact import scrub
 from ingest.store import IndexStore, open_index
+
+if TYPE_CHECKING:
+    from bot.index_info import IndexInfo
+    from bot.llm import LLMAnswerer, LLMError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,8 @@ class AnswerService:
         )
         self.llm = llm
         if self.llm is None and settings.answerer == "llm":
+            from bot.llm import LLMAnswerer
+
             key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
             self.llm = LLMAnswerer(
                 model=settings.llm_model,
@@ -53,8 +64,13 @@ class AnswerService:
                 max_tokens=settings.llm_max_tokens,
             )
         self.history = History(turns=settings.history_turns, ttl_s=settings.history_ttl_s)
-        # /status, /docs and /ingest: the same index and loaded model, read for the admin.
-        self.index = IndexInfo(settings, self.store, self.embeddings, self.answerer_name)
+
+    @cached_property
+    def index(self) -> IndexInfo:
+        """/status, /docs and /ingest: the same index and loaded model, read for the admin."""
+        from bot.index_info import IndexInfo
+
+        return IndexInfo(self.settings, self.store, self.embeddings, self.answerer_name)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AnswerService:
@@ -80,6 +96,8 @@ class AnswerService:
         standalone = condense_offline(question, history)
         failed: LLMError | None = None
         if self.llm is not None:
+            from bot.llm import LLMError
+
             try:
                 standalone = self.llm.condense(question, history)
             except LLMError as err:
@@ -117,6 +135,8 @@ class AnswerService:
         answer_started = time.perf_counter()
         answer: Answer | None = None
         if self.llm is not None and hits and llm_failed is None:
+            from bot.llm import LLMError
+
             try:
                 answer = self.llm.answer(standalone, hits)
             except LLMError as err:
