@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ingest.sentence_vectors import FloatArray, Span, decode
 from ingest.types import IndexedChunk
 
 
@@ -64,6 +65,11 @@ class Hit:
     @property
     def end(self) -> int:
         return self.chunk.end
+
+    @property
+    def sentence_vectors(self) -> dict[Span, FloatArray]:
+        """The chunk's stored sentence vectors by span in ``text`` ({} if it has none)."""
+        return decode(self.chunk.sentence_vectors)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from ingest.sentence_vectors import embed_text as embed_text  # re-exported: chunks' rule
 from ingest.types import Chunk, Document
 
 # Paragraphs first, then lines, then sentences (Latin and CJK punctuation), then clauses,
@@ -34,11 +35,6 @@ _SMALL = 16  # word pieces below which a fragment is merged into a neighbour
 def chunk_id(doc_id: str, start: int, end: int, text: str) -> str:
     digest = hashlib.sha256(f"{doc_id}:{start}:{end}:{text}".encode()).hexdigest()
     return digest[:32]
-
-
-def embed_text(title: str, text: str) -> str:
-    """What is embedded for a chunk: the title gives short chunks their context."""
-    return f"{title}\n{text}" if title else text
 
 
 def make_splitter(

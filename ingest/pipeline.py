@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest import runlog
-from ingest.chunking import chunk_document, embed_text
+from ingest.chunking import chunk_document
 from ingest.embeddings import IndexEmbeddings, make_embeddings
 from ingest.errors import IndexUnavailable, UsageError
 from ingest.errors import IngestLocked as IngestLocked  # re-exported
@@ -29,6 +29,7 @@ from ingest.loaders import parse_document
 from ingest.lock import REBUILD_MARKER, ingest_lock
 from ingest.manifest import FileRow, Manifest
 from ingest.scan import Candidate, covered, display_path, scan
+from ingest.sentence_vectors import embed_chunks
 from ingest.settings import IndexSettings
 from ingest.store import IndexStore, chunk_metadata, drop_index, open_index
 from ingest.types import Chunk, Document, FileResult, IngestReport, LoadError, Outcome
@@ -174,11 +175,14 @@ class _Run:
     def _write_group(self, store: IndexStore, items: list[_Queued]) -> None:
         self.manifest.add_pending({q.doc.doc_id: [c.chunk_id for c in q.chunks] for q in items})
         all_chunks = [(q.doc, c) for q in items for c in q.chunks]
-        vectors = self.embeddings.embed_array([embed_text(d.title, c.text) for d, c in all_chunks])
+        vectors, sentences = embed_chunks(self.embeddings, all_chunks)
         store.upsert(
             [c.chunk_id for _, c in all_chunks],
             [c.text for _, c in all_chunks],
-            [chunk_metadata(d, c, d.path) for d, c in all_chunks],
+            [
+                {**chunk_metadata(d, c, d.path), **extra}
+                for (d, c), extra in zip(all_chunks, sentences, strict=True)
+            ],
             vectors.tolist(),
         )
         with self.manifest.transaction() as db:

@@ -22,6 +22,7 @@ from chromadb.config import Settings as ChromaClientSettings
 # Re-exported: callers have long imported these from here.
 from ingest.errors import IndexMismatch as IndexMismatch
 from ingest.errors import IndexUnavailable as IndexUnavailable
+from ingest.sentence_vectors import SENTENCE_VECTORS_KEY
 from ingest.settings import IndexSettings
 from ingest.types import Chunk, Document, IndexedChunk
 
@@ -105,6 +106,7 @@ def to_indexed(chunk_id: str, text: str, meta: dict[str, Any]) -> IndexedChunk:
         url=meta.get("url"),
         place=meta.get("place"),
         publisher=meta.get("publisher"),
+        sentence_vectors=meta.get(SENTENCE_VECTORS_KEY),
     )
 
 

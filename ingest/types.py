@@ -69,6 +69,8 @@ class IndexedChunk:
     url: str | None = None
     place: str | None = None
     publisher: str | None = None
+    # Encoded by ingest.sentence_vectors; not decoded until the answer selector asks.
+    sentence_vectors: str | None = field(default=None, repr=False, compare=False)
 
 
 class Outcome(StrEnum):
