@@ -44,9 +44,10 @@ def question_terms(question: str) -> set[str]:
     return set(tokenize(" ".join(names))) | set(tokenize(" ".join(joined)))
 
 
-def title_terms(chunk: IndexedChunk) -> frozenset[str]:
-    stem = _SEPARATORS.sub(" ", PurePath(chunk.path).stem)
-    return frozenset(tokenize(chunk.title) + tokenize(stem))
+def source_terms(title: str, path: str) -> frozenset[str]:
+    """Terms of a document's title and file name."""
+    stem = _SEPARATORS.sub(" ", PurePath(path).stem)
+    return frozenset(tokenize(title) + tokenize(stem))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,17 +64,32 @@ class DocumentFocus:
     ) -> DocumentFocus:
         """The focus over ``chunks``' documents; ``previous`` lends the terms of documents
         whose title and path are unchanged (the result is the same as without it)."""
+        return cls.from_columns(
+            [c.doc_id for c in chunks], [c.title for c in chunks], [c.path for c in chunks],
+            previous,
+        )  # fmt: skip
+
+    @classmethod
+    def from_columns(
+        cls,
+        doc_ids: Sequence[str],
+        titles: Sequence[str],
+        paths: Sequence[str],
+        previous: DocumentFocus | None = None,
+    ) -> DocumentFocus:
+        """``build`` from the chunks' doc_id, title and path columns (one entry per chunk,
+        as ``LexicalIndex.column`` gives them: no chunk objects are made)."""
         known = previous.by_source if previous is not None else {}
         terms: dict[str, frozenset[str]] = {}
         by_source: dict[tuple[str, str], frozenset[str]] = {}
-        for chunk in chunks:
-            if chunk.doc_id in terms:
+        for doc_id, title, path in zip(doc_ids, titles, paths, strict=True):
+            if doc_id in terms:
                 continue
-            source = (chunk.title, chunk.path)
+            source = (title, path)
             doc_terms = known.get(source)
             if doc_terms is None:
-                doc_terms = title_terms(chunk)
-            terms[chunk.doc_id] = by_source[source] = doc_terms
+                doc_terms = source_terms(title, path)
+            terms[doc_id] = by_source[source] = doc_terms
         n = len(terms)
         df: dict[str, int] = {}
         for doc_terms in terms.values():

@@ -209,7 +209,13 @@ class Retriever:
                     )
                 else:
                     self._lexical = LexicalIndex.build(self.store.all_chunks())
-                self._focus = DocumentFocus.build(self._lexical.chunks, self._focus)
+                lexical = self._lexical
+                self._focus = DocumentFocus.from_columns(
+                    lexical.column("doc_id"),
+                    lexical.column("title"),
+                    lexical.column("path"),
+                    self._focus,
+                )
                 self._generation = generation
             return self._lexical
 
@@ -266,8 +272,8 @@ class Retriever:
             return [], []
         dense = self.store.dense_search(vector, self.dense_k, _focus_where(focus, window))
         mask = [
-            c.doc_id in focus and (allowed is None or allowed[i])
-            for i, c in enumerate(lexical.chunks)
+            doc_id in focus and (allowed is None or allowed[i])
+            for i, doc_id in enumerate(lexical.column("doc_id"))
         ]
         found = lexical.search(question, self.lexical_k, allowed=mask)
         return dense, [(lexical.chunks[i], score) for i, score in found]
@@ -294,9 +300,7 @@ class Retriever:
         timings["dense_ms"] = timings.get("dense_ms", 0.0) + (time.perf_counter() - t0) * 1000
 
         t0 = time.perf_counter()
-        allowed = (
-            [not c.date or window.contains(c.date) for c in lexical.chunks] if window else None
-        )
+        allowed = [not d or window.contains(d) for d in lexical.column("date")] if window else None
         lex = [
             (lexical.chunks[i], s)
             for i, s in lexical.search(question, self.lexical_k, allowed=allowed)

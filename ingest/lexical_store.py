@@ -32,7 +32,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ingest.lexical import MAX_SEGMENTS, LexicalIndex, Segment
+from ingest.lexical import FIELDS as _FIELDS
+from ingest.lexical import MAX_SEGMENTS, ChunkColumns, LexicalIndex, Segment, column
 from ingest.manifest import Manifest
 from ingest.terms import tokenize
 from ingest.types import IndexedChunk
@@ -44,8 +45,6 @@ FORMAT = 1
 # just published (one release at 36k chunks: ~1.5 s on a loaded machine).
 FILES_WAIT_S = 10.0
 _INDEX = "index.json"
-_FIELDS = ("chunk_id", "doc_id", "text", "path", "title", "index", "start", "end", "page",
-           "date", "url", "place", "publisher")  # fmt: skip
 # Stored apart from the rest (``<segment>.ids.json``): enough to tell which documents a
 # segment holds, so ingest can update the files without reading every chunk's text.
 _ID_FIELDS = ("chunk_id", "doc_id", "path")
@@ -130,9 +129,7 @@ class LexicalFiles:
         name = str(entry["name"])
         arrays = np.load(io.BytesIO(self._read(entry, "npz")), allow_pickle=False)
         columns = json.loads(self._read(entry, "ids.json")) | json.loads(self._read(entry, "json"))
-        chunks = tuple(
-            IndexedChunk(*row) for row in zip(*(columns[f] for f in _FIELDS), strict=True)
-        )
+        chunks = ChunkColumns(columns)  # chunk objects are made when a search returns them
         terms_blob = arrays["terms"].tobytes().decode("utf-8")
         segment = Segment(
             chunks=chunks,
@@ -205,8 +202,8 @@ class LexicalFiles:
             lengths=segment.lengths,
             terms=np.frombuffer(terms, dtype=np.uint8),
         )
-        ids = {f: [getattr(c, f) for c in segment.chunks] for f in _ID_FIELDS}
-        rest = {f: [getattr(c, f) for c in segment.chunks] for f in _FIELDS if f not in ids}
+        ids = {f: list(column(segment.chunks, f)) for f in _ID_FIELDS}
+        rest = {f: list(column(segment.chunks, f)) for f in _FIELDS if f not in ids}
         raws = [
             buffer.getvalue(),
             *(json.dumps(x, ensure_ascii=False).encode() for x in (ids, rest)),
@@ -243,10 +240,7 @@ class LexicalFiles:
         differ; without an index or a manifest, a full rebuild from ``source``."""
         if index is None or not self.manifest_path.is_file():
             return LexicalIndex.build(source.all_chunks())
-        chunks = index.chunks
-        removed, fetch = self._delta(
-            (c.chunk_id for c in chunks), (c.doc_id for c in chunks), (c.path for c in chunks)
-        )
+        removed, fetch = self._delta(*(index.column(f) for f in _ID_FIELDS))
         if not removed and not fetch:
             return index
         return index.with_changes(source.get_chunks(fetch) if fetch else (), removed)
