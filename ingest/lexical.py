@@ -21,14 +21,15 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, overload
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from ingest.chunk_columns import FIELDS, ChunkColumns, Gathered, column
 from ingest.terms import tokenize
 from ingest.types import IndexedChunk
 
@@ -40,69 +41,6 @@ IntArray = npt.NDArray[np.int32]
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 Tokenize = Callable[[str], list[str]]
-# What the files hold of a chunk, in ``IndexedChunk``'s order (its constructor's arguments).
-FIELDS = ("chunk_id", "doc_id", "text", "path", "title", "index", "start", "end", "page",
-          "date", "url", "place", "publisher")  # fmt: skip
-assert tuple(f.name for f in fields(IndexedChunk))[: len(FIELDS)] == FIELDS
-
-
-class ChunkColumns(Sequence[IndexedChunk]):
-    """Chunks held as columns (one list per field); an ``IndexedChunk`` is made on first
-    access and kept. A loaded index answers a question from a few dozen chunks, and its
-    document focus and date masks read single columns: making all 36k objects at load
-    cost ~0.25 s of a one-shot `briefing ask`."""
-
-    __slots__ = ("_columns", "_made")
-
-    def __init__(self, columns: Mapping[str, Sequence[Any]]) -> None:
-        self._columns = {f: columns[f] for f in FIELDS}
-        n = len(self._columns[FIELDS[0]])
-        if any(len(c) != n for c in self._columns.values()):
-            raise ValueError("chunk columns differ in length")
-        self._made: list[IndexedChunk | None] = [None] * n
-
-    @classmethod
-    def of(cls, chunks: Sequence[IndexedChunk]) -> ChunkColumns:
-        if isinstance(chunks, ChunkColumns):
-            return chunks
-        table = cls({f: [getattr(c, f) for c in chunks] for f in FIELDS})
-        table._made = list(chunks)
-        return table
-
-    def column(self, name: str) -> Sequence[Any]:
-        return self._columns[name]
-
-    def __len__(self) -> int:
-        return len(self._made)
-
-    @overload
-    def __getitem__(self, i: int) -> IndexedChunk: ...
-    @overload
-    def __getitem__(self, i: slice) -> tuple[IndexedChunk, ...]: ...
-    def __getitem__(self, i: int | slice) -> IndexedChunk | tuple[IndexedChunk, ...]:
-        if isinstance(i, slice):
-            return tuple(self[j] for j in range(*i.indices(len(self))))
-        made = self._made[i]
-        if made is None:
-            made = self._made[i] = IndexedChunk(*(self._columns[f][i] for f in FIELDS))
-        return made
-
-    def __iter__(self) -> Iterator[IndexedChunk]:
-        return (self[i] for i in range(len(self)))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def column(chunks: Sequence[IndexedChunk], name: str) -> Sequence[Any]:
-    """One field of every chunk, without making chunk objects when they are columns."""
-    if isinstance(chunks, ChunkColumns):
-        return chunks.column(name)
-    return [getattr(c, name) for c in chunks]
 
 
 def chunk_terms(chunks: Sequence[IndexedChunk], tok: Tokenize = tokenize) -> list[list[str]]:
@@ -204,16 +142,25 @@ def merge(segments: Sequence[Segment], live: Sequence[BoolArray]) -> Segment:
     )
 
 
-def _live_chunks(segments: Sequence[Segment], live: Sequence[BoolArray]) -> ChunkColumns:
-    """The live chunks of ``segments``, in order, as columns (no chunk objects made)."""
+def _live_chunks(
+    segments: Sequence[Segment], live: Sequence[BoolArray], positions: npt.NDArray[np.int64]
+) -> ChunkColumns:
+    """The live chunks of ``segments`` (at ``positions`` of their concatenation), in order,
+    as columns: no chunk objects made, and the texts looked up in their segments when a
+    chunk is asked for rather than decoded all."""
     if len(segments) == 1 and bool(live[0].all()):
         return ChunkColumns.of(segments[0].chunks)
-    columns: dict[str, list[Any]] = {f: [] for f in FIELDS}
-    for seg, alive in zip(segments, live, strict=True):
-        whole = bool(alive.all())
-        for f in FIELDS:
-            values = column(seg.chunks, f)
-            columns[f].extend(values if whole else itertools.compress(values, alive))
+    columns: dict[str, Sequence[Any]] = {
+        "text": Gathered([column(s.chunks, "text") for s in segments], positions)
+    }
+    for f in FIELDS:
+        if f == "text":
+            continue
+        values: list[Any] = []
+        for seg, alive in zip(segments, live, strict=True):
+            part = column(seg.chunks, f)
+            values.extend(part if bool(alive.all()) else itertools.compress(part, alive))
+        columns[f] = values
     return ChunkColumns(columns)
 
 
@@ -242,7 +189,7 @@ class LexicalIndex:
         )
         self._lengths = lengths.astype(np.float64)
         self._avg_length = float(self._lengths[alive].mean()) if self._positions.size else 0.0
-        self.chunks = _live_chunks(self.segments, self.live)
+        self.chunks = _live_chunks(self.segments, self.live, self._positions)
 
     def column(self, name: str) -> Sequence[Any]:
         """One field of every live chunk (by position in ``chunks``)."""

@@ -1,7 +1,8 @@
 """The BM25 index on disk, beside the Chroma index, and how it is kept in step with it.
 
-Layout of ``DATA_DIR/lexical/``: one ``<segment>.npz`` (term frequencies) and one
-``<segment>.json`` (the chunks, column-wise) per immutable segment, and ``index.json``
+Layout of ``DATA_DIR/lexical/``: the files of each immutable segment
+(``ingest.lexical_segments``: term frequencies, the chunks column-wise, their texts as
+one blob), and ``index.json``
 naming the live segments, their tombstones, checksums, the Chroma index generation the
 files reflect, and a fingerprint of the tokeniser. ``index.json`` is replaced atomically
 after the segment files are written, so a reader sees the old state or the new one.
@@ -19,21 +20,27 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import io
 import json
 import logging
-import os
 import time
-import zlib
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from ingest.lexical import FIELDS as _FIELDS
-from ingest.lexical import MAX_SEGMENTS, ChunkColumns, LexicalIndex, Segment, column
+from ingest.lexical import MAX_SEGMENTS, LexicalIndex, Segment
+from ingest.lexical_segments import (
+    ID_FIELDS,
+    is_current,
+    kinds,
+    read_file,
+    read_segment,
+    write_atomic,
+    write_segment,
+)
 from ingest.manifest import Manifest
 from ingest.terms import tokenize
 from ingest.types import IndexedChunk
@@ -45,10 +52,6 @@ FORMAT = 1
 # just published (one release at 36k chunks: ~1.5 s on a loaded machine).
 FILES_WAIT_S = 10.0
 _INDEX = "index.json"
-# Stored apart from the rest (``<segment>.ids.json``): enough to tell which documents a
-# segment holds, so ingest can update the files without reading every chunk's text.
-_ID_FIELDS = ("chunk_id", "doc_id", "path")
-_FILES = ("npz", "ids.json", "json")
 # Text that exercises every rule of the tokeniser (stop words, months, synonyms, plurals,
 # irregular verbs, numbers): if the terms it yields change, files made before are stale.
 _PROBE = (
@@ -78,6 +81,8 @@ class ChunkSource(Protocol):
 class Loaded:
     index: LexicalIndex
     generation: str
+    # Some segments have the layout before the texts had their own file: a save rewrites them.
+    old_layout: bool = False
 
 
 class LexicalFiles:
@@ -109,50 +114,28 @@ class LexicalFiles:
                 return None
             segments, live = [], []
             for entry in head["segments"]:
-                segment = self._read_segment(entry)
+                segment = read_segment(self.dir, entry)
                 alive = np.ones(len(segment), dtype=bool)
                 alive[np.asarray(entry["deleted"], dtype=np.int64)] = False
                 segments.append(segment)
                 live.append(alive)
-            return Loaded(LexicalIndex(segments, live), str(head["generation"]))
+            old = not all(is_current(e) for e in head["segments"])
+            return Loaded(LexicalIndex(segments, live), str(head["generation"]), old)
         except Exception as err:  # any damage at all means: rebuild from the source of truth
             log.warning("lexical index at %s is unreadable (%s); rebuilding", self.dir, err)
             return None
-
-    def _read(self, entry: dict[str, Any], kind: str) -> bytes:
-        raw = (self.dir / f"{entry['name']}.{kind}").read_bytes()
-        if zlib.crc32(raw) != entry["crc32"][_FILES.index(kind)]:
-            raise ValueError(f"checksum mismatch in {entry['name']}.{kind}")
-        return raw
-
-    def _read_segment(self, entry: dict[str, Any]) -> Segment:
-        name = str(entry["name"])
-        arrays = np.load(io.BytesIO(self._read(entry, "npz")), allow_pickle=False)
-        columns = json.loads(self._read(entry, "ids.json")) | json.loads(self._read(entry, "json"))
-        chunks = ChunkColumns(columns)  # chunk objects are made when a search returns them
-        terms_blob = arrays["terms"].tobytes().decode("utf-8")
-        segment = Segment(
-            chunks=chunks,
-            terms=tuple(terms_blob.split("\n")) if terms_blob else (),
-            indptr=arrays["indptr"],
-            docs=arrays["docs"],
-            tfs=arrays["tfs"],
-            lengths=arrays["lengths"],
-            name=name,
-        )
-        if len(segment.indptr) != len(segment.terms) + 1 or len(segment.lengths) != len(chunks):
-            raise ValueError(f"segment {name} is inconsistent")
-        return segment
 
     # -- writing ---------------------------------------------------------------------------
 
     def save(self, index: LexicalIndex, generation: str) -> None:
         """Write the segments not on disk yet, then switch ``index.json`` to them."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        known = self._known_checksums()
+        known, old = self._saved_segments()
         entries = []
         for segment, alive in zip(index.segments, index.live, strict=True):
-            crc = known.get(segment.name) or self._write_segment(segment)
+            if segment.name in old:  # the layout before: written anew, under a new name
+                segment = replace(segment, name=uuid.uuid4().hex[:16])
+            crc = known.get(segment.name) or write_segment(self.dir, segment)
             entries.append({
                 "name": segment.name,
                 "chunks": len(segment),
@@ -169,48 +152,27 @@ class LexicalFiles:
             "chunks": chunks,
             "segments": entries,
         }
-        _write_atomic(self.dir / _INDEX, json.dumps(head).encode())
-        keep = {_INDEX} | {f"{e['name']}.{kind}" for e in entries for kind in _FILES}
+        write_atomic(self.dir / _INDEX, json.dumps(head).encode())
+        keep = {_INDEX} | {f"{e['name']}.{kind}" for e in entries for kind in kinds(e)}
         for path in self.dir.iterdir():  # segments merged away or from a failed write
             if path.name not in keep and not path.name.startswith("."):
                 path.unlink(missing_ok=True)
 
-    def _known_checksums(self) -> dict[str, list[int]]:
-        """Checksums of the segments ``index.json`` lists whose files are all present:
-        those are not read or written again (segments never change)."""
+    def _saved_segments(self) -> tuple[dict[str, list[int]], set[str]]:
+        """(checksums of the segments ``index.json`` lists whose files are all present:
+        those are not read or written again, as segments never change; names of the
+        segments saved in the layout before this one)."""
         try:
             head = json.loads((self.dir / _INDEX).read_text(encoding="utf-8"))
-            return {
+            known = {
                 str(e["name"]): list(e["crc32"])
                 for e in head["segments"]
-                if all((self.dir / f"{e['name']}.{kind}").is_file() for kind in _FILES)
+                if is_current(e)
+                and all((self.dir / f"{e['name']}.{kind}").is_file() for kind in kinds(e))
             }
+            return known, {str(e["name"]) for e in head["segments"] if not is_current(e)}
         except (OSError, ValueError, KeyError, TypeError):
-            return {}
-
-    def _write_segment(self, segment: Segment) -> list[int]:
-        paths = [self.dir / f"{segment.name}.{kind}" for kind in _FILES]
-        if all(p.is_file() for p in paths):  # immutable: written once
-            return [zlib.crc32(p.read_bytes()) for p in paths]
-        buffer = io.BytesIO()
-        terms = "\n".join(segment.terms).encode("utf-8")
-        np.savez(
-            buffer,
-            indptr=segment.indptr,
-            docs=segment.docs,
-            tfs=segment.tfs,
-            lengths=segment.lengths,
-            terms=np.frombuffer(terms, dtype=np.uint8),
-        )
-        ids = {f: list(column(segment.chunks, f)) for f in _ID_FIELDS}
-        rest = {f: list(column(segment.chunks, f)) for f in _FIELDS if f not in ids}
-        raws = [
-            buffer.getvalue(),
-            *(json.dumps(x, ensure_ascii=False).encode() for x in (ids, rest)),
-        ]
-        for path, raw in zip(paths, raws, strict=True):
-            _write_atomic(path, raw)
-        return [zlib.crc32(raw) for raw in raws]
+            return {}, set()
 
     @contextlib.contextmanager
     def ingest_lock_if_free(self) -> Iterator[bool]:
@@ -240,7 +202,7 @@ class LexicalFiles:
         differ; without an index or a manifest, a full rebuild from ``source``."""
         if index is None or not self.manifest_path.is_file():
             return LexicalIndex.build(source.all_chunks())
-        removed, fetch = self._delta(*(index.column(f) for f in _ID_FIELDS))
+        removed, fetch = self._delta(*(index.column(f) for f in ID_FIELDS))
         if not removed and not fetch:
             return index
         return index.with_changes(source.get_chunks(fetch) if fetch else (), removed)
@@ -276,23 +238,23 @@ class LexicalFiles:
         if not _made_here(head) or len(entries) >= MAX_SEGMENTS or not self.manifest_path.is_file():
             return False
         where: dict[str, tuple[int, int]] = {}  # live chunk id → (segment, position)
-        columns: dict[str, list[str]] = {f: [] for f in _ID_FIELDS}
+        columns: dict[str, list[str]] = {f: [] for f in ID_FIELDS}
         for s, entry in enumerate(entries):
-            ids = json.loads(self._read(entry, "ids.json"))
+            ids = json.loads(read_file(self.dir, entry, "ids.json"))
             dead = set(entry["deleted"])
             for pos, chunk_id in enumerate(ids["chunk_id"]):
                 if pos not in dead:
                     where[chunk_id] = (s, pos)
-                    for f in _ID_FIELDS:
+                    for f in ID_FIELDS:
                         columns[f].append(ids[f][pos])
-        removed, fetch = self._delta(*(columns[f] for f in _ID_FIELDS))
+        removed, fetch = self._delta(*(columns[f] for f in ID_FIELDS))
         for chunk_id in removed:
             s, pos = where[chunk_id]
             entries[s]["deleted"].append(pos)
         if fetch:
             segment = Segment.build(source.get_chunks(fetch))
             entries.append({"name": segment.name, "chunks": len(segment), "deleted": [],
-                            "crc32": self._write_segment(segment)})  # fmt: skip
+                            "crc32": write_segment(self.dir, segment)})  # fmt: skip
         entries = [e for e in entries if len(e["deleted"]) < e["chunks"]]
         self._write_head(entries, generation, len(where) - len(removed) + len(fetch))
         return True
@@ -316,6 +278,10 @@ class LexicalFiles:
         else:
             loaded = self.load()
             if loaded is not None and loaded.generation == generation:
+                if loaded.old_layout:  # once: the next load reads the texts lazily
+                    with self.ingest_lock_if_free() as locked:
+                        if locked:
+                            self._save_quietly(loaded.index, generation)
                 return loaded.index
             index = self.sync(loaded.index if loaded else None, source)
             stale_on_disk = True
@@ -351,7 +317,7 @@ class LexicalFiles:
             have = {s.name: s for s in current.segments}
             segments, live = [], []
             for entry in head["segments"]:
-                segment = have.get(str(entry["name"])) or self._read_segment(entry)
+                segment = have.get(str(entry["name"])) or read_segment(self.dir, entry)
                 if len(segment) != entry["chunks"]:
                     raise ValueError(f"segment {entry['name']} does not match index.json")
                 alive = np.ones(len(segment), dtype=bool)
@@ -383,12 +349,3 @@ class LexicalFiles:
             self.save(index, generation)
         except OSError as err:  # a read-only data folder: the index still works from memory
             log.warning("cannot save the lexical index to %s: %s", self.dir, err)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

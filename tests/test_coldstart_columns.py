@@ -2,19 +2,26 @@
 
 A one-shot `briefing ask` answers from a few dozen chunks; the document focus and the date
 masks read single columns. These tests check that the columns say exactly what the chunk
-objects would, through loads, tombstones, added segments and merges.
+objects would, through loads, tombstones, added segments and merges; that texts, kept in
+a file of their own and decoded on access, are checked like the rest; and that files of
+the layout before (texts inside the JSON) are read, then rewritten once.
 """
 
 from __future__ import annotations
 
+import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.focus import DocumentFocus
-from ingest.lexical import FIELDS, MAX_SEGMENTS, ChunkColumns, LexicalIndex
+from ingest.chunk_columns import FIELDS, ChunkColumns, Gathered, TextColumn
+from ingest.lexical import MAX_SEGMENTS, LexicalIndex
+from ingest.lexical_segments import FILES
 from ingest.lexical_store import LexicalFiles
 from ingest.types import IndexedChunk
 from tests.test_focus import POOL
@@ -105,3 +112,112 @@ def test_focus_from_columns_equals_the_build_from_chunks() -> None:
     assert columns.terms == built.terms
     assert columns.idf == built.idf
     assert columns.by_source == built.by_source
+
+
+class NoRebuild:
+    """A chunk source a test expects never to be read."""
+
+    def all_chunks(self) -> list[IndexedChunk]:
+        raise AssertionError("the saved files should have been enough")
+
+    def get_chunks(self, ids: object) -> list[IndexedChunk]:
+        raise AssertionError("the saved files should have been enough")
+
+
+def test_texts_have_their_own_file_and_are_decoded_on_access(tmp_path: Path) -> None:
+    chunks = [replace(c, text=f"{c.text} 青岛港 ünïcödé {i}") for i, c in enumerate(corpus(60))]
+    chunks[3] = replace(chunks[3], text="")
+    files = LexicalFiles(tmp_path)
+    files.save(LexicalIndex.build(chunks), "g1")
+    [entry] = json.loads((files.dir / "index.json").read_text())["segments"]
+    assert len(entry["crc32"]) == len(FILES)
+    assert (files.dir / f"{entry['name']}.text").is_file()
+    assert "text" not in json.loads((files.dir / f"{entry['name']}.json").read_text())
+    loaded = files.load()
+    assert loaded is not None and not loaded.old_layout
+    texts = loaded.index.column("text")
+    assert isinstance(texts, TextColumn)
+    assert list(texts) == [c.text for c in chunks]
+    assert texts[-1] == chunks[-1].text and texts[2:4] == [chunks[2].text, ""]
+    assert loaded.index.chunks == chunks
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate", "remove"])
+def test_a_damaged_text_file_means_a_rebuild(tmp_path: Path, how: str) -> None:
+    chunks = corpus(40)
+    files = LexicalFiles(tmp_path)
+    files.save(LexicalIndex.build(chunks), "g1")
+    path = next(files.dir.glob("*.text"))
+    data = path.read_bytes()
+    if how == "flip":
+        path.write_bytes(data[:10] + bytes([data[10] ^ 0xFF]) + data[11:])
+    elif how == "truncate":
+        path.write_bytes(data[:-5])
+    else:
+        path.unlink()
+    assert files.load() is None
+
+    class Source(NoRebuild):
+        def all_chunks(self) -> list[IndexedChunk]:
+            return list(chunks)
+
+    assert_same(files.refresh(Source(), "g1"), LexicalIndex.build(chunks))
+    reloaded = files.load()
+    assert reloaded is not None and reloaded.index.chunks == chunks
+
+
+def _to_the_layout_before(files: LexicalFiles) -> None:
+    """Rewrite saved files as they were before texts had their own file: three files per
+    segment, the texts in ``.json``, no ``text_ends`` in ``.npz``."""
+    head = json.loads((files.dir / "index.json").read_text())
+    for entry in head["segments"]:
+        base = files.dir / entry["name"]
+        arrays = dict(np.load(f"{base}.npz"))
+        texts = TextColumn(Path(f"{base}.text").read_bytes(), arrays.pop("text_ends").tolist())
+        rest = json.loads(Path(f"{base}.json").read_text()) | {"text": list(texts)}
+        Path(f"{base}.json").write_text(json.dumps(rest, ensure_ascii=False))
+        np.savez(f"{base}.npz", **arrays)
+        Path(f"{base}.text").unlink()
+        entry["crc32"] = [zlib.crc32(Path(f"{base}.{k}").read_bytes()) for k in FILES[:3]]
+    (files.dir / "index.json").write_text(json.dumps(head))
+
+
+def test_files_in_the_layout_before_are_read_then_rewritten_once(tmp_path: Path) -> None:
+    chunks = dated(corpus(120, seed=5))
+    files = LexicalFiles(tmp_path)
+    files.save(LexicalIndex.build(chunks[:100]).with_changes(chunks[100:], {"c7"}), "g1")
+    _to_the_layout_before(files)
+    old_names = {p.stem for p in files.dir.glob("*.npz")}
+    assert not list(files.dir.glob("*.text")) and len(old_names) == 2
+    loaded = files.load()
+    assert loaded is not None and loaded.old_layout
+    want = [c for c in chunks if c.chunk_id != "c7"]
+    assert loaded.index.chunks == want
+    index = files.refresh(NoRebuild(), "g1")  # same generation: no rebuild, a rewrite
+    assert index.chunks == want
+    head = json.loads((files.dir / "index.json").read_text())
+    assert all(len(e["crc32"]) == len(FILES) for e in head["segments"])
+    assert not {e["name"] for e in head["segments"]} & old_names  # new names, old files gone
+    assert not any(p.name.startswith(tuple(old_names)) for p in files.dir.iterdir())
+    again = files.load()
+    assert again is not None and not again.old_layout and again.generation == "g1"
+    assert again.index.chunks == want
+    assert_same(again.index, LexicalIndex.build(want))
+
+
+def test_text_column_refuses_offsets_that_do_not_fit() -> None:
+    blob, ends = TextColumn.encode(["ab", "", "青岛"])
+    assert list(TextColumn(blob, ends.tolist())) == ["ab", "", "青岛"]
+    with pytest.raises(ValueError, match="do not match"):
+        TextColumn(blob[:-1], ends.tolist())
+    with pytest.raises(ValueError, match="backwards"):
+        TextColumn(blob, [2, 1, len(blob)])
+    with pytest.raises(IndexError):
+        TextColumn(blob, ends.tolist())[3]
+
+
+def test_gathered_looks_positions_up_across_parts() -> None:
+    parts = [["a", "b", "c"], [], ["d", "e"]]
+    gathered = Gathered(parts, np.asarray([0, 2, 3, 4], dtype=np.int64))
+    assert list(gathered) == ["a", "c", "d", "e"] and gathered[-1] == "e"
+    assert gathered[1:3] == ["c", "d"]

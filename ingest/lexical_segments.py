@@ -1,0 +1,115 @@
+"""One BM25 segment on disk: its files, their checksums, how they are read and written.
+
+A segment ``<name>`` is four files, each written once and never changed:
+
+- ``.npz``: the postings (``indptr``, ``docs``, ``tfs``), chunk ``lengths``, the
+  ``terms``, and ``text_ends``, where each chunk's text ends in ``.text``;
+- ``.ids.json``: chunk_id, doc_id and path, column-wise (what ingest compares with the
+  manifest, without reading any text);
+- ``.json``: the chunks' other fields but the text, column-wise;
+- ``.text``: the chunks' texts, UTF-8, one after the other.
+
+A load reads the texts as one blob and decodes a text when its chunk is asked for
+(``ingest.chunk_columns``): parsing 27 MB of JSON strings was half of loading a
+36k-chunk index. Segments written before the texts had their own file (three files, the
+texts in ``.json``) are still read; their ``index.json`` entry has three checksums.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ingest.chunk_columns import FIELDS, ChunkColumns, TextColumn, column
+from ingest.lexical import Segment
+
+FILES = ("npz", "ids.json", "json", "text")
+# Enough to tell which documents a segment holds, so ingest can update the files without
+# reading every chunk's text.
+ID_FIELDS = ("chunk_id", "doc_id", "path")
+
+
+def kinds(entry: dict[str, Any]) -> tuple[str, ...]:
+    """The files of a segment's ``index.json`` entry: one checksum per file."""
+    return FILES[: len(entry["crc32"])]
+
+
+def is_current(entry: dict[str, Any]) -> bool:
+    """Whether the entry's files have this layout (not the three-file one before it)."""
+    return len(entry["crc32"]) == len(FILES)
+
+
+def read_file(folder: Path, entry: dict[str, Any], kind: str) -> bytes:
+    raw = (folder / f"{entry['name']}.{kind}").read_bytes()
+    if zlib.crc32(raw) != entry["crc32"][FILES.index(kind)]:
+        raise ValueError(f"checksum mismatch in {entry['name']}.{kind}")
+    return raw
+
+
+def read_segment(folder: Path, entry: dict[str, Any]) -> Segment:
+    """The segment of an ``index.json`` entry; raises on any damage."""
+    name = str(entry["name"])
+    arrays = np.load(io.BytesIO(read_file(folder, entry, "npz")), allow_pickle=False)
+    columns = json.loads(read_file(folder, entry, "ids.json"))
+    columns |= json.loads(read_file(folder, entry, "json"))
+    if is_current(entry):
+        columns["text"] = TextColumn(read_file(folder, entry, "text"), arrays["text_ends"].tolist())
+    terms_blob = arrays["terms"].tobytes().decode("utf-8")
+    segment = Segment(
+        chunks=ChunkColumns(columns),  # chunk objects are made when a search returns them
+        terms=tuple(terms_blob.split("\n")) if terms_blob else (),
+        indptr=arrays["indptr"],
+        docs=arrays["docs"],
+        tfs=arrays["tfs"],
+        lengths=arrays["lengths"],
+        name=name,
+    )
+    terms_ok = len(segment.indptr) == len(segment.terms) + 1
+    if not terms_ok or len(segment.lengths) != len(segment.chunks):
+        raise ValueError(f"segment {name} is inconsistent")
+    return segment
+
+
+def write_segment(folder: Path, segment: Segment) -> list[int]:
+    """Write the segment's files (unless they exist: segments never change); their
+    checksums, in ``FILES`` order."""
+    paths = [folder / f"{segment.name}.{kind}" for kind in FILES]
+    if all(p.is_file() for p in paths):
+        return [zlib.crc32(p.read_bytes()) for p in paths]
+    text, text_ends = TextColumn.encode(column(segment.chunks, "text"))
+    buffer = io.BytesIO()
+    terms = "\n".join(segment.terms).encode("utf-8")
+    np.savez(
+        buffer,
+        indptr=segment.indptr,
+        docs=segment.docs,
+        tfs=segment.tfs,
+        lengths=segment.lengths,
+        terms=np.frombuffer(terms, dtype=np.uint8),
+        text_ends=text_ends,
+    )
+    ids = {f: list(column(segment.chunks, f)) for f in ID_FIELDS}
+    rest = {f: list(column(segment.chunks, f)) for f in FIELDS if f not in ids and f != "text"}
+    raws = [
+        buffer.getvalue(),
+        *(json.dumps(x, ensure_ascii=False).encode() for x in (ids, rest)),
+        text,
+    ]
+    for path, raw in zip(paths, raws, strict=True):
+        write_atomic(path, raw)
+    return [zlib.crc32(raw) for raw in raws]
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
