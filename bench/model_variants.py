@@ -51,6 +51,7 @@ from ingest.chunking import embed_text
 from ingest.embeddings import LocalEmbeddings
 from ingest.onnx_export import (
     FUSED_FILE,
+    FUSED_INT8_FILE,
     INT8_FILE,
     MODEL_FILES,
     ONNX_FILE,
@@ -60,7 +61,6 @@ from ingest.onnx_export import (
 from ingest.pipeline import run_ingest
 from ingest.store import open_index
 
-FUSED_INT8_FILE = "model.fused.int8.onnx"
 FILES = {"fp32": ONNX_FILE, "fused": FUSED_FILE, "int8": INT8_FILE, "fused-int8": FUSED_INT8_FILE}
 
 

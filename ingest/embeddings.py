@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -23,17 +23,19 @@ from chromadb.api.types import Documents, EmbeddingFunction, Space
 from chromadb.api.types import Embeddings as ChromaEmbeddings
 from langchain_core.embeddings import Embeddings
 
+from ingest.errors import IndexMismatch
 from ingest.onnx_export import (
     MAX_TOKENS,
-    MODEL_NAME,
     TOKENIZER_FILE,
     ModelNotInstalled,
     default_graph,
+    graph_model_name,
+    graphs_for,
+    installed_graphs,
     missing_files,
 )
-
-if TYPE_CHECKING:
-    from ingest.settings import IndexSettings
+from ingest.sentence_vectors import Span, pool_spans
+from ingest.settings import DEFAULT_PRECISION, IndexSettings, Precision
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -100,9 +102,14 @@ def plan_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 
 
 class LocalEmbeddings(Embeddings):
-    """all-MiniLM-L6-v2 on onnxruntime: mean pooling over the attention mask, L2 norm."""
+    """all-MiniLM-L6-v2 on onnxruntime: mean pooling over the attention mask, L2 norm.
 
-    name: str = MODEL_NAME
+    ``name`` says which vectors it computes: the fp32 graphs (``model.onnx`` and the fused
+    one) share the model's name, the int8 graph has its own (``graph_model_name``). An
+    index records the name that built it, and ``follow`` switches to the graph of a
+    recorded name, so an index keeps being queried with the vectors it holds.
+    """
+
     dim: int = 384
     max_tokens: int = MAX_TOKENS  # word pieces including [CLS] and [SEP]
 
@@ -113,8 +120,8 @@ class LocalEmbeddings(Embeddings):
         batch_size: int = 64,
         threads: int | None = None,
         onnx_file: str | None = None,
+        precision: Precision = DEFAULT_PRECISION,
     ) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         model_dir = Path(model_dir)
@@ -125,6 +132,7 @@ class LocalEmbeddings(Embeddings):
             raise ValueError("batch_size must be at least 1")
         self.model_dir = model_dir
         self.batch_size = batch_size
+        self.threads = threads or _default_threads()
         self.dim = int(
             json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["hidden_size"]
         )
@@ -137,21 +145,59 @@ class LocalEmbeddings(Embeddings):
         self._counter = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
         self._counter.no_padding()
         self._counter.no_truncation()
+        # Default: the graph ``precision`` asks for if `models install` built it.
+        self._graph = self._load(onnx_file or default_graph(model_dir, precision=precision))
+        self.name = graph_model_name(self.onnx_file)  # the vectors' name, recorded by an index
+        self._switch_lock = threading.Lock()
+
+    def _load(self, onnx_file: str) -> tuple[str, Any, set[str]]:
+        """(file, session, input names) of one graph: swapped as one value by ``follow``."""
+        import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or _default_threads()
+        options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only; shape-merge warnings are noise
         # InferenceSession.run is thread-safe: one session serves every caller.
-        # Default: the fused graph if `models install` built it (same vectors, faster).
-        self.onnx_file = onnx_file or default_graph(model_dir)
-        self._session = ort.InferenceSession(
-            str(model_dir / self.onnx_file),
+        session = ort.InferenceSession(
+            str(self.model_dir / onnx_file),
             sess_options=options,
             providers=["CPUExecutionProvider"],
         )
-        self._input_names = {i.name for i in self._session.get_inputs()}
+        return onnx_file, session, {i.name for i in session.get_inputs()}
+
+    @property
+    def onnx_file(self) -> str:
+        """The graph file in use."""
+        return self._graph[0]
+
+    def follow(self, model_name: str) -> bool:
+        """Compute ``model_name``'s vectors from now on (an index built by it is opened).
+
+        True when this model has a graph for them: the current one, or another graph of
+        ``model_dir``, loaded now. False when ``model_name`` is not a graph of this model
+        (another model built the index), or this instance goes by another name. Raises
+        IndexMismatch when it is, but the folder lacks that graph (e.g. an int8 index, a
+        model folder installed before int8).
+        """
+        files = graphs_for(model_name)
+        if not files or not graphs_for(self.name):
+            return False
+        with self._switch_lock:
+            if self._graph[0] in files:
+                return True
+            usable = [f for f in files if f in installed_graphs(self.model_dir)]
+            if not usable:
+                raise IndexMismatch(
+                    f"the index was built with {model_name} (graph {files[0]}), which "
+                    f"the model folder {self.model_dir} lacks. Run `briefing models "
+                    "install` (it builds every graph), or rebuild the index with the "
+                    "graphs present: `briefing ingest --rebuild`."
+                )
+            self._graph = self._load(usable[0])
+            self.name = model_name
+            return True
 
     # -- tokens ---------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
@@ -165,15 +211,36 @@ class LocalEmbeddings(Embeddings):
     # -- vectors --------------------------------------------------------------------
     def embed_array(self, texts: Sequence[str]) -> FloatArray:
         """float32 [n, dim], L2-normalised; texts longer than 256 word pieces are truncated."""
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
-        encodings = self._tokenizer.encode_batch(list(texts))
-        for rows in plan_batches([len(e.ids) for e in encodings], self.batch_size):
-            out[rows] = self._embed_batch([encodings[i].ids for i in rows])
-        return out
+        return self.embed_with_spans(texts, None)[0]
 
-    def _embed_batch(self, id_lists: list[list[int]]) -> FloatArray:
+    def embed_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]] | None
+    ) -> tuple[FloatArray, list[FloatArray]]:
+        """``embed_array`` and, per text, its character ``spans`` pooled from the same pass.
+
+        The span vectors (``ingest.sentence_vectors.pool_spans``: [len(spans[i]), dim],
+        zeros for a span past the 256-piece window) cost no second pass through the model.
+        """
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        per_text = [np.zeros((len(s), self.dim), dtype=np.float32) for s in spans or []]
+        if not texts:
+            return out, per_text
+        encodings = self._tokenizer.encode_batch(list(texts))
+        graph = self._graph  # one graph for every batch of the call, even if ``follow`` runs
+        for rows in plan_batches([len(e.ids) for e in encodings], self.batch_size):
+            hidden, mask = self._hidden_states(graph, [encodings[i].ids for i in rows])
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            out[rows] = l2_normalise(pooled.astype(np.float32))
+            if spans is not None:
+                for j, i in enumerate(rows):
+                    per_text[i] = pool_spans(hidden[j], encodings[i].offsets, spans[i])
+        return out, per_text
+
+    def _hidden_states(
+        self, graph: tuple[str, Any, set[str]], id_lists: list[list[int]]
+    ) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+        """The last layer's states [batch, width, dim] and the attention mask."""
         width = max(len(ids) for ids in id_lists)
         input_ids = np.zeros((len(id_lists), width), dtype=np.int64)
         mask = np.zeros((len(id_lists), width), dtype=np.int64)
@@ -185,11 +252,10 @@ class LocalEmbeddings(Embeddings):
             "attention_mask": mask,
             "token_type_ids": np.zeros_like(input_ids),
         }
-        feed = {k: v for k, v in feed.items() if k in self._input_names}
-        hidden: FloatArray = self._session.run(None, feed)[0]
-        weights = mask[:, :, None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-        return l2_normalise(pooled.astype(np.float32))
+        _, session, input_names = graph
+        feed = {k: v for k, v in feed.items() if k in input_names}
+        hidden: FloatArray = session.run(None, feed)[0]
+        return hidden, mask
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.embed_array(texts).tolist()  # type: ignore[no-any-return]
@@ -270,7 +336,11 @@ def make_embeddings(settings: IndexSettings) -> IndexEmbeddings:
             settings.openai_base_url,
             key.get_secret_value() if key is not None else None,
         )
-    return LocalEmbeddings(settings.resolved_model_dir, batch_size=settings.embed_batch_size)
+    return LocalEmbeddings(
+        settings.resolved_model_dir,
+        batch_size=settings.embed_batch_size,
+        precision=settings.embedding_precision,
+    )
 
 
 class ChromaEmbeddingFunction(EmbeddingFunction[Documents]):

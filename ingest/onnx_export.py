@@ -10,6 +10,7 @@ installed folder has the same layout as Chroma's ONNX cache
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -18,10 +19,13 @@ from typing import Any
 
 from ingest.errors import FatalError
 from ingest.onnx_graph import build_onnx
+from ingest.settings import DEFAULT_PRECISION, Precision
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 ONNX_FILE = "model.onnx"
 FUSED_FILE = "model.fused.onnx"  # the same encoder with fused kernels (fuse_graph)
+INT8_FILE = "model.int8.onnx"  # model.onnx with int8 weight MatMuls (quantize_int8)
+FUSED_INT8_FILE = "model.fused.int8.onnx"  # the fused graph with int8 weight MatMuls
 TOKENIZER_FILE = "tokenizer.json"
 # The file set of Chroma's ONNX cache: a folder holding all of them is a usable model.
 MODEL_FILES = (
@@ -36,7 +40,8 @@ MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 _COPIED_FILES = ("config.json", "special_tokens_map.json", "tokenizer_config.json", "vocab.txt")
 _MANIFEST = "briefing-model.json"  # our own record of what install_model wrote
 # Bump when build_onnx changes: installed models are then rebuilt. 2: model.fused.onnx.
-_GRAPH_VERSION = 2
+# 3: model.fused.int8.onnx.
+_GRAPH_VERSION = 3
 _MIN_ONNX_BYTES = 1_000_000  # the real model is ~90 MB; anything tiny is a broken file
 
 
@@ -123,11 +128,17 @@ def _write_model(source: Path, out_dir: Path) -> None:
         "max_tokens": MAX_TOKENS,
         "sizes": sizes,
     }
-    try:  # the fused graph is an optimisation: without it, model.onnx serves
+    # The other graphs are optimisations: without them, model.onnx serves. The manifest
+    # vouches for each one written whole (``installed_graphs``).
+    graphs: dict[str, int] = {}
+    try:
         fuse_graph(out_dir, source_dir=source)
-        manifest["fused"] = (out_dir / FUSED_FILE).stat().st_size
+        graphs[FUSED_FILE] = (out_dir / FUSED_FILE).stat().st_size
+        quantize_int8(out_dir, onnx_file=FUSED_FILE, out_file=FUSED_INT8_FILE)
+        graphs[FUSED_INT8_FILE] = (out_dir / FUSED_INT8_FILE).stat().st_size
     except ImportError:  # onnxruntime.transformers needs sympy
         pass
+    manifest["graphs"] = graphs
     (out_dir / _MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     for path in out_dir.iterdir():
         _fsync(path)
@@ -176,21 +187,66 @@ def _is_complete(model_dir: Path) -> bool:
     return all((model_dir / name).stat().st_size == sizes.get(name) for name in MODEL_FILES)
 
 
-def default_graph(model_dir: Path) -> str:
-    """The graph file ``LocalEmbeddings`` loads from ``model_dir`` unless told otherwise:
-    the fused graph when ``install_model`` wrote one whole (same vectors, faster kernels),
-    else ``model.onnx`` (e.g. in Chroma's cache folder, which has only that)."""
+def installed_graphs(model_dir: Path) -> set[str]:
+    """The graph files of ``model_dir`` that can be loaded: ``model.onnx`` when present,
+    and each other graph the manifest of ``install_model`` vouches for, whole (a folder
+    of Chroma's cache has only ``model.onnx``; a half copy is not used)."""
+    model_dir = Path(model_dir)
+    found = {ONNX_FILE} if (model_dir / ONNX_FILE).is_file() else set()
     try:
-        manifest = json.loads((Path(model_dir) / _MANIFEST).read_text(encoding="utf-8"))
-        size = manifest.get("fused")
-        if size and (Path(model_dir) / FUSED_FILE).stat().st_size == size:
-            return FUSED_FILE
-    except (OSError, ValueError, AttributeError):
-        pass
-    return ONNX_FILE
+        manifest = json.loads((model_dir / _MANIFEST).read_text(encoding="utf-8"))
+        graphs = dict(manifest.get("graphs") or {})
+        if manifest.get("fused"):  # graph_version 2 recorded the fused graph alone
+            graphs.setdefault(FUSED_FILE, manifest["fused"])
+    except (OSError, ValueError, AttributeError, TypeError):
+        return found
+    for name, size in graphs.items():
+        try:
+            if size and (model_dir / name).stat().st_size == size:
+                found.add(name)
+        except OSError:
+            continue
+    return found
 
 
-INT8_FILE = "model.int8.onnx"
+# The vectors a graph computes, by name: ``model.onnx`` and the fused graph are the same
+# function (cosine > 0.99999), so they share the model's name; a quantised graph is another
+# model (cosine 0.994 to fp32) and is named after its file. The index records this name.
+_SAME_AS_FP32 = (FUSED_FILE, ONNX_FILE)  # in order of preference: faster first
+
+
+def graph_model_name(onnx_file: str) -> str:
+    """The name of the vectors ``onnx_file`` computes (what an index built by it records)."""
+    if onnx_file in _SAME_AS_FP32:
+        return MODEL_NAME
+    stem = onnx_file.removeprefix("model.").removesuffix(".onnx")
+    return f"{MODEL_NAME}/{stem}"
+
+
+def graphs_for(model_name: str) -> tuple[str, ...]:
+    """The graph files that compute ``model_name``'s vectors, fastest first; () when
+    ``model_name`` is not a graph of this model."""
+    if model_name == MODEL_NAME:
+        return _SAME_AS_FP32
+    prefix = f"{MODEL_NAME}/"
+    if model_name.startswith(prefix) and model_name != prefix:
+        return (f"model.{model_name.removeprefix(prefix)}.onnx",)
+    return ()
+
+
+def default_graph(model_dir: Path, *, precision: Precision = DEFAULT_PRECISION) -> str:
+    """The graph file ``LocalEmbeddings`` loads from ``model_dir`` unless told otherwise
+    (and so what a new index is built with).
+
+    ``precision="int8"``: the fused int8 graph when ``install_model`` wrote it whole.
+    Otherwise, or without it (a model installed by an older version, or Chroma's cache),
+    the fused graph when written whole (same vectors as ``model.onnx``, faster kernels),
+    else ``model.onnx``.
+    """
+    found = installed_graphs(model_dir)
+    if precision == "int8" and FUSED_INT8_FILE in found:
+        return FUSED_INT8_FILE
+    return FUSED_FILE if FUSED_FILE in found else ONNX_FILE
 
 
 def quantize_int8(
@@ -205,13 +261,16 @@ def quantize_int8(
     this gives 0.992 (min 0.976) at 1.3× the speed on 2 cores (bench/embed_bench.py).
     ``onnx_file=FUSED_FILE`` quantises the fused graph instead (its attention projections
     stay fp32 inside the fused kernel): 1.58× fp32 on real chunks, cosine 0.994, retrieval
-    rows unchanged (bench/model_variants.py, bench/RESULTS.md). Not the default: its
-    vectors differ from fp32's, and the index does not yet record which graph built it.
+    rows unchanged (bench/model_variants.py, bench/RESULTS.md). ``install_model`` writes
+    that one (``model.fused.int8.onnx``, ~2 s); its vectors differ from fp32's, so an index
+    records the graph that built it (``graph_model_name``).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out = Path(model_dir) / out_file
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    hint = _DropMessage("pre-processing before quantization")  # advice for image models
+    logging.getLogger().addFilter(hint)
     try:
         quantize_dynamic(
             str(Path(model_dir) / onnx_file),
@@ -225,8 +284,18 @@ def quantize_int8(
         )
         tmp.replace(out)
     finally:
+        logging.getLogger().removeFilter(hint)
         tmp.unlink(missing_ok=True)
     return out
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.fragment not in record.getMessage()
 
 
 def fuse_graph(model_dir: Path, *, source_dir: Path | None = None) -> Path:

@@ -14,6 +14,10 @@ from platformdirs import user_cache_dir
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The local model's graph for a new index (EMBEDDING_PRECISION); see ingest.onnx_export.
+Precision = Literal["int8", "fp32"]
+DEFAULT_PRECISION: Precision = "fp32"
+
 
 def default_model_dir() -> Path:
     """Where ``briefing models install`` puts the model unless MODEL_DIR says otherwise."""
@@ -59,6 +63,13 @@ class IndexSettings(BaseSettings):
         description="Folder with the local model (model.onnx, tokenizer.json). Default: "
         "all-MiniLM-L6-v2 in the user's cache folder (~/.cache/briefing-bot/models on Linux), "
         "shared by every DATA_DIR; made by `briefing models install`.",
+    )
+    embedding_precision: Precision = Field(
+        DEFAULT_PRECISION,
+        description="Graph of the local model a new index is built with. int8: weights int8 "
+        "(built by `briefing models install`; faster ingest, vectors within cosine 0.99 of "
+        "fp32). fp32: the full-precision graph. An existing index keeps the graph that built "
+        "it (recorded in the index); a switch applies to new indexes and `ingest --rebuild`.",
     )
     openai_api_key: SecretStr | None = Field(
         None, description="API key of the OpenAI-compatible endpoint (embeddings and/or chat)."

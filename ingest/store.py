@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import chromadb
 from chromadb.api import ClientAPI
@@ -43,6 +43,15 @@ class EmbeddingModel(Protocol):
 
     @property
     def dim(self) -> int: ...
+
+
+@runtime_checkable
+class FollowsIndex(Protocol):
+    """A model with several graphs (``LocalEmbeddings``): it can switch to the one that
+    built an index. True when it now computes ``model_name``'s vectors; False when that
+    is another model; IndexMismatch when it is this model's but the graph is missing."""
+
+    def follow(self, model_name: str) -> bool: ...
 
 
 def make_client(settings: IndexSettings) -> ClientAPI:
@@ -169,13 +178,17 @@ class IndexStore:
         """
         settings = self.settings
         if settings is None or settings.chroma_host or generation in _WRITTEN_HERE:
-            return False
-        with _REOPEN_LOCK:
-            SharedSystemClient.clear_system_cache()
-            client = make_client(settings)
-            collection = client.get_collection(self.name, embedding_function=None)
-        self.client, self.collection = client, collection
-        return True
+            reopened = False
+        else:
+            with _REOPEN_LOCK:
+                SharedSystemClient.clear_system_cache()
+                client = make_client(settings)
+                collection = client.get_collection(self.name, embedding_function=None)
+            self.client, self.collection = client, collection
+            reopened = True
+        # Another process may have rebuilt the index with another graph of the model.
+        follow_record(self.metadata(), self.embeddings)
+        return reopened
 
     def all_ids(self) -> list[str]:
         ids: list[str] = []
@@ -283,35 +296,50 @@ def _fingerprint(embeddings: EmbeddingModel) -> dict[str, str | int]:
     }
 
 
+def follow_record(meta: dict[str, Any], embeddings: EmbeddingModel) -> None:
+    """Make ``embeddings`` compute the vectors the index's metadata ``meta`` records, or
+    raise IndexMismatch. An index from before the record of graphs holds fp32 vectors
+    under the model's plain name, which the fp32 graphs still carry."""
+    built_with = (meta.get("embedding_model"), meta.get("embedding_dim"))
+    if built_with == (embeddings.name, embeddings.dim):
+        return
+    recorded = built_with[0]
+    if (
+        isinstance(recorded, str)
+        and isinstance(embeddings, FollowsIndex)
+        and embeddings.follow(recorded)
+        and built_with == (embeddings.name, embeddings.dim)
+    ):
+        return
+    raise IndexMismatch(
+        f"the index was built with {built_with[0]} (dimension {built_with[1]}), "
+        f"but this run uses {embeddings.name} (dimension {embeddings.dim}). "
+        "Re-embed everything with `briefing ingest --rebuild`, or set EMBEDDING_BACKEND/"
+        "EMBEDDING_MODEL back to what built it."
+    )
+
+
 def open_index(settings: IndexSettings, embeddings: EmbeddingModel) -> IndexStore:
     """Open (or create, empty) the collection; refuse one built by another embedding model.
 
-    A missing collection is created rather than reported, so a fresh bot starts and says
-    it knows no documents yet.
+    An existing collection is queried with the vectors that built it: a model with several
+    graphs (fp32, int8) switches to the recorded one (``follow_record``). A new collection
+    records the graph ``embeddings`` uses now. A missing collection is created rather than
+    reported, so a fresh bot starts and says it knows no documents yet.
     """
     client = make_client(settings)
     name = settings.chroma_collection
-    wanted = _fingerprint(embeddings)
     try:
         existing = client.get_collection(name, embedding_function=None)
     except Exception:  # chromadb raises NotFoundError (1.x) or ValueError (older servers)
         existing = None
     if existing is not None:
-        meta = dict(existing.metadata or {})
-        built_with = (meta.get("embedding_model"), meta.get("embedding_dim"))
-        if built_with != (wanted["embedding_model"], wanted["embedding_dim"]):
-            raise IndexMismatch(
-                f"the index was built with {built_with[0]} (dimension {built_with[1]}), "
-                f"but this run uses {wanted['embedding_model']} "
-                f"(dimension {wanted['embedding_dim']}). "
-                "Re-embed everything with `briefing ingest --rebuild`, or set EMBEDDING_BACKEND/"
-                "EMBEDDING_MODEL back to what built it."
-            )
+        follow_record(dict(existing.metadata or {}), embeddings)
         return IndexStore(client, existing, name, embeddings, settings)
     collection = client.get_or_create_collection(
         name,
         configuration={"hnsw": {"space": "cosine"}},
-        metadata={**wanted, "generation": "0"},
+        metadata={**_fingerprint(embeddings), "generation": "0"},
         embedding_function=None,
     )
     return IndexStore(client, collection, name, embeddings, settings)

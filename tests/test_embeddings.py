@@ -51,7 +51,8 @@ VECTORS = np.array([item["vector"] for item in ITEMS], dtype=np.float32)
 
 @pytest.fixture(scope="module")
 def local(model_dir: Path) -> LocalEmbeddings:
-    return LocalEmbeddings(model_dir)
+    # The fp32 graph is what reproduces sentence-transformers; int8: tests/test_graph_record.py.
+    return LocalEmbeddings(model_dir, precision="fp32")
 
 
 def _cosines(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -80,7 +81,7 @@ def test_single_calls_match_sentence_transformers(local: LocalEmbeddings) -> Non
 def test_batched_calls_equal_single_calls(model_dir: Path, local: LocalEmbeddings) -> None:
     # Small batches of mixed lengths, in an order unlike the sorted one: padding and
     # masking must not change any vector, and results must come back in input order.
-    small_batches = LocalEmbeddings(model_dir, batch_size=3)
+    small_batches = LocalEmbeddings(model_dir, batch_size=3, precision="fp32")
     order = [2, 0, 6, 4, 1, 5, 3]
     batched = np.array(small_batches.embed_documents([TEXTS[i] for i in order]), np.float32)
     single = np.array([local.embed_query(TEXTS[i]) for i in order], dtype=np.float32)
@@ -189,7 +190,7 @@ def test_install_is_idempotent_and_fast_the_second_time(model_dir: Path) -> None
 def test_install_repairs_missing_and_damaged_files(tmp_path: Path) -> None:
     target = tmp_path / "models" / "all-MiniLM-L6-v2"
     install_model(target)
-    reference = LocalEmbeddings(target).embed_array(TEXTS[:2])
+    reference = LocalEmbeddings(target, precision="fp32").embed_array(TEXTS[:2])
 
     (target / "vocab.txt").unlink()
     with pytest.raises(ModelNotInstalled):
@@ -200,7 +201,8 @@ def test_install_repairs_missing_and_damaged_files(tmp_path: Path) -> None:
     onnx_path = target / "model.onnx"
     onnx_path.write_bytes(onnx_path.read_bytes()[:1_000_000])  # a torn write
     install_model(target)
-    np.testing.assert_allclose(LocalEmbeddings(target).embed_array(TEXTS[:2]), reference)
+    repaired = LocalEmbeddings(target, precision="fp32").embed_array(TEXTS[:2])
+    np.testing.assert_allclose(repaired, reference)
     # Only the model folder remains: no staging or old folders are left behind.
     assert [p.name for p in target.parent.iterdir()] == ["all-MiniLM-L6-v2"]
 
@@ -370,6 +372,9 @@ def test_make_embeddings_selects_the_backend(
     local = make_embeddings(IndexSettings(_env_file=None, model_dir=model_dir, embed_batch_size=8))
     assert isinstance(local, LocalEmbeddings)
     assert local.batch_size == 8
+    for precision, name in [("fp32", "all-MiniLM-L6-v2"), ("int8", "all-MiniLM-L6-v2/fused.int8")]:
+        settings = IndexSettings(_env_file=None, model_dir=model_dir, embedding_precision=precision)
+        assert make_embeddings(settings).name == name
 
     remote = make_embeddings(
         IndexSettings(

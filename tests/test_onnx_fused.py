@@ -27,12 +27,12 @@ TEXTS = [
 
 
 def test_install_builds_a_fused_graph_and_embeddings_use_it(model_dir: Path) -> None:
-    assert default_graph(model_dir) == FUSED_FILE
+    assert default_graph(model_dir, precision="fp32") == FUSED_FILE
     ops = Counter(n.op_type for n in onnx.load(str(model_dir / FUSED_FILE)).graph.node)
     assert ops["Attention"] == 6 and ops["SkipLayerNormalization"] == 13, ops
-    assert LocalEmbeddings(model_dir).onnx_file == FUSED_FILE
+    assert LocalEmbeddings(model_dir, precision="fp32").onnx_file == FUSED_FILE
     # Mixed lengths in one call: padding goes through the fused attention's mask.
-    fused = LocalEmbeddings(model_dir).embed_array(TEXTS)
+    fused = LocalEmbeddings(model_dir, precision="fp32").embed_array(TEXTS)
     plain = LocalEmbeddings(model_dir, onnx_file=ONNX_FILE).embed_array(TEXTS)
     assert float((fused * plain).sum(axis=1).min()) > 0.99999
     np.testing.assert_allclose(fused, plain, atol=1e-4)
