@@ -3,8 +3,9 @@
     .venv/bin/python bench/ingest_bench.py [--limit N] [--variants fp32,fused] [--no-naive]
         [--data-dir DIR] [--model-dir DIR]
 
-For each model variant (``fp32`` is ``model.onnx``, the default; ``fused`` and ``int8`` are
-built offline in a scratch folder, see bench/model_variants.py), on the same files in the
+For each model variant (``fp32`` is ``model.onnx``; ``fused``, the default, and ``fused-int8``,
+``EMBEDDING_PRECISION=int8``, are built offline in a scratch folder, see
+bench/model_variants.py), on the same files in the
 same run: a fresh ingest (files, pages, chunks, seconds, pages/s, chunks/s, failures) and
 the bare embedding of the same chunk texts with the same model (``embed_array`` alone, in
 calls of 256), so the ingest's cost beyond embedding; then the naive LangChain pipeline

