@@ -193,3 +193,21 @@ def test_a_reader_follows_a_rebuild_with_another_graph(
     assert store.metadata()["embedding_model"] == INT8_NAME
     store.sync(store.generation())
     assert reader.name == INT8_NAME
+
+
+def test_chroma_server_index_records_and_follows_the_graph(
+    tmp_path: Path, model_dir: Path, docs: Path, chroma_server: tuple[str, int]
+) -> None:
+    host, port = chroma_server
+    server = {"chroma_host": host, "chroma_port": port, "chroma_collection": "graph-record"}
+    settings = make_settings(
+        tmp_path / "data", model_dir, documents_dir=docs, embedding_precision="fp32", **server
+    )
+    assert not run_ingest(settings).failures
+    # Another replica configured for int8 reads the fp32 index over HTTP with fp32.
+    replica = int8_settings(tmp_path / "replica", model_dir, docs).model_copy(update=server)
+    service = AnswerService(replica)
+    assert service.embeddings.name == MODEL_NAME
+    assert isinstance(service.embeddings, LocalEmbeddings)
+    assert self_similarity(service.store, service.embeddings) > 0.9999
+    assert store_metadata(service.store)["embedding_dim"] == 384
