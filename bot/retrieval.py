@@ -15,13 +15,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.dates import DateIntent, parse_date_intent
 from bot.focus import DocumentFocus
 from bot.lexical import LexicalIndex, tokenize
 from bot.types import Hit
 from ingest.lexical_store import LexicalFiles
+from ingest.sentence_vectors import SENTENCE_VECTORS_KEY
 from ingest.store import IndexStore
 from ingest.types import IndexedChunk
 from ingest.vocabulary import CJK_RE
@@ -67,6 +68,36 @@ class ChunkStore(Protocol):
     def dense_search(
         self, query_embedding: list[float], k: int, where: dict[str, Any] | None = None
     ) -> list[tuple[IndexedChunk, float]]: ...
+
+
+@runtime_checkable
+class MetadataStore(Protocol):
+    def metadatas(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+
+def with_sentence_vectors(store: object, hits: list[Hit]) -> list[Hit]:
+    """Hits found by BM25 alone come from its files, which leave the chunks' sentence
+    vectors in Chroma (they would multiply the files' size): fetch them for the few hits
+    that go to the answer selector, in one read, so it embeds no sentence itself."""
+    lacking = [h.chunk_id for h in hits if h.chunk.sentence_vectors is None]
+    if not lacking or not isinstance(store, MetadataStore):
+        return hits
+    found = {
+        cid: value
+        for cid, meta in store.metadatas(lacking).items()
+        if isinstance(value := meta.get(SENTENCE_VECTORS_KEY), str)
+    }
+    return [
+        Hit(
+            replace(h.chunk, sentence_vectors=found[h.chunk_id]),
+            h.score,
+            h.dense_rank,
+            h.lexical_rank,
+        )
+        if h.chunk_id in found
+        else h
+        for h in hits
+    ]
 
 
 class QueryEmbedder(Protocol):
@@ -278,6 +309,9 @@ class Retriever:
         head = fused[: max(DEDUP_WINDOW, 6 * k)]
         hits = diversify(collapse_duplicates(head), k, self.max_per_doc, focus)
         timings["dedup_ms"] = (time.perf_counter() - t0) * 1000
+        t0 = time.perf_counter()
+        hits = with_sentence_vectors(self.store, hits)
+        timings["sentence_vectors_ms"] = (time.perf_counter() - t0) * 1000
         return Retrieval(hits=hits, timings_ms=timings, intent=intent, backfilled=backfilled)
 
     def _focused_lists(

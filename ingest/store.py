@@ -120,9 +120,13 @@ def to_indexed(chunk_id: str, text: str, meta: dict[str, Any]) -> IndexedChunk:
 
 
 def _rows(got: Any) -> list[IndexedChunk]:
-    """The chunks of one ``collection.get`` result (ids, documents, metadatas)."""
+    """The chunks of one ``collection.get`` result (ids, documents, metadatas).
+
+    Without their sentence vectors: bulk reads feed the BM25 index and followers' matching,
+    which would hold ~4 KB more per chunk for nothing (``metadatas`` reads them).
+    """
     return [
-        to_indexed(cid, text or "", dict(meta or {}))
+        to_indexed(cid, text or "", {**(meta or {}), SENTENCE_VECTORS_KEY: None})
         for cid, text, meta in zip(
             got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
         )
