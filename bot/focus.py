@@ -11,11 +11,11 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePath
 
 from bot.lexical import tokenize
+from ingest.lexical import source_terms
 from ingest.types import IndexedChunk
 
 # A focus needs the question to share at least this much idf with a title: one term that
@@ -25,7 +25,6 @@ MIN_FOCUS_IDF = 1.0
 # 2022 10-Ks for a question naming 3M but no year).
 FOCUS_BAND = 0.75
 MAX_FOCUS_DOCS = 8  # a "focus" on half the pool is no focus
-_SEPARATORS = re.compile(r"[_\-.]+")
 # Names: words that start with a capital or a digit ("PepsiCo", "3M", "FY2022", "AMEX").
 _NAME = re.compile(r"\b[A-Z0-9][\w&'’]*")
 
@@ -42,12 +41,6 @@ def question_terms(question: str) -> set[str]:
     # The question word that opens a sentence is capitalised but is no name; tokenize
     # drops it as a stop word.
     return set(tokenize(" ".join(names))) | set(tokenize(" ".join(joined)))
-
-
-def source_terms(title: str, path: str) -> frozenset[str]:
-    """Terms of a document's title and file name."""
-    stem = _SEPARATORS.sub(" ", PurePath(path).stem)
-    return frozenset(tokenize(title) + tokenize(stem))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,17 +69,20 @@ class DocumentFocus:
         titles: Sequence[str],
         paths: Sequence[str],
         previous: DocumentFocus | None = None,
+        saved: Mapping[tuple[str, str], frozenset[str]] | None = None,
     ) -> DocumentFocus:
         """``build`` from the chunks' doc_id, title and path columns (one entry per chunk,
-        as ``LexicalIndex.column`` gives them: no chunk objects are made)."""
+        as ``LexicalIndex.column`` gives them: no chunk objects are made). ``saved`` maps
+        (title, path) to the terms ``source_terms`` gives, as the BM25 files keep them."""
         known = previous.by_source if previous is not None else {}
+        saved = saved or {}
         terms: dict[str, frozenset[str]] = {}
         by_source: dict[tuple[str, str], frozenset[str]] = {}
         for doc_id, title, path in zip(doc_ids, titles, paths, strict=True):
             if doc_id in terms:
                 continue
             source = (title, path)
-            doc_terms = known.get(source)
+            doc_terms = known.get(source) or saved.get(source)
             if doc_terms is None:
                 doc_terms = source_terms(title, path)
             terms[doc_id] = by_source[source] = doc_terms

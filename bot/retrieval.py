@@ -268,6 +268,7 @@ class Retriever:
                     lexical.column("title"),
                     lexical.column("path"),
                     self._focus,
+                    lexical.sources,
                 )
                 self._generation = generation
             return self._lexical

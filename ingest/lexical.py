@@ -19,11 +19,13 @@ Lucene does. The formula is bm25s's default, "lucene": idf = ln(1 + (N - df + 0.
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,16 @@ IntArray = npt.NDArray[np.int32]
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 Tokenize = Callable[[str], list[str]]
+Source = tuple[str, str]  # a document's (title, path)
+_SEPARATORS = re.compile(r"[_\-.]+")
+
+
+def source_terms(title: str, path: str) -> frozenset[str]:
+    """Terms of a document's title and file name: what ``bot.focus`` matches the names in
+    a question against. Saved with each segment, so a new process does not tokenise every
+    document's title again (~0.15 s at 9.7k documents on a quiet machine)."""
+    stem = _SEPARATORS.sub(" ", PurePath(path).stem)
+    return frozenset(tokenize(title) + tokenize(stem))
 
 
 def chunk_terms(chunks: Sequence[IndexedChunk], tok: Tokenize = tokenize) -> list[list[str]]:
@@ -66,6 +78,8 @@ class Segment:
     tfs: FloatArray  # how often the term occurs in that chunk
     lengths: IntArray  # terms per chunk (title included)
     name: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    # ``source_terms`` of the segment's documents, when known (saved segments carry them).
+    sources: Mapping[Source, frozenset[str]] = field(default_factory=dict)
 
     @cached_property
     def vocab(self) -> dict[str, int]:
@@ -133,6 +147,7 @@ def merge(segments: Sequence[Segment], live: Sequence[BoolArray]) -> Segment:
     order = np.lexsort((docs, terms))
     all_terms = list(vocab)
     return Segment(
+        sources={k: v for seg in segments for k, v in seg.sources.items()},
         chunks=ChunkColumns(columns),
         terms=tuple(all_terms[i] for i in np.flatnonzero(used)),
         indptr=_indptr(terms[order], int(used.sum())),
@@ -194,6 +209,11 @@ class LexicalIndex:
     def column(self, name: str) -> Sequence[Any]:
         """One field of every live chunk (by position in ``chunks``)."""
         return self.chunks.column(name)
+
+    @cached_property
+    def sources(self) -> dict[Source, frozenset[str]]:
+        """``source_terms`` of the documents the segments know them for."""
+        return {k: v for s in self.segments for k, v in s.sources.items()}
 
     @classmethod
     def build(cls, chunks: Sequence[IndexedChunk], *, tok: Tokenize = tokenize) -> LexicalIndex:

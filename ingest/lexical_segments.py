@@ -6,33 +6,48 @@ A segment ``<name>`` is four files, each written once and never changed:
   ``terms``, and ``text_ends``, where each chunk's text ends in ``.text``;
 - ``.ids.json``: chunk_id, doc_id and path, column-wise (what ingest compares with the
   manifest, without reading any text);
-- ``.json``: the chunks' other fields but the text, column-wise;
+- ``.json``: the chunks' other fields but the text, column-wise, and under ``sources``
+  the ``source_terms`` of each document (at its first chunk's position), which the
+  document focus would otherwise tokenise for every document at each start;
 - ``.text``: the chunks' texts, UTF-8, one after the other.
 
 A load reads the texts as one blob and decodes a text when its chunk is asked for
 (``ingest.chunk_columns``): parsing 27 MB of JSON strings was half of loading a
 36k-chunk index. Segments written before the texts had their own file (three files, the
-texts in ``.json``) are still read; their ``index.json`` entry has three checksums.
+texts in ``.json``) are still read; their ``index.json`` entry has three checksums. An
+entry also records the rule that made its saved ``sources`` (``sources_fingerprint``);
+the terms of another rule are not used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import zlib
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ingest.chunk_columns import FIELDS, ChunkColumns, TextColumn, column
-from ingest.lexical import Segment
+from ingest.lexical import Segment, Source, source_terms
 
 FILES = ("npz", "ids.json", "json", "text")
 # Enough to tell which documents a segment holds, so ingest can update the files without
 # reading every chunk's text.
 ID_FIELDS = ("chunk_id", "doc_id", "path")
+
+
+@cache
+def sources_fingerprint() -> str:
+    """Changes when ``source_terms`` (or the tokeniser under it) would give other terms."""
+    probe = source_terms(
+        "Form 10-K: 3M Company's FY2022 Report, Sept. 2020", "a/3M_2022-10K.v2.pdf"
+    )
+    return hashlib.sha256(json.dumps(sorted(probe)).encode()).hexdigest()[:16]
 
 
 def kinds(entry: dict[str, Any]) -> tuple[str, ...]:
@@ -41,8 +56,9 @@ def kinds(entry: dict[str, Any]) -> tuple[str, ...]:
 
 
 def is_current(entry: dict[str, Any]) -> bool:
-    """Whether the entry's files have this layout (not the three-file one before it)."""
-    return len(entry["crc32"]) == len(FILES)
+    """Whether the entry's files have this layout (not the three-file one before it) and
+    saved sources made by this rule; a save writes other segments anew."""
+    return len(entry["crc32"]) == len(FILES) and entry.get("sources") == sources_fingerprint()
 
 
 def read_file(folder: Path, entry: dict[str, Any], kind: str) -> bytes:
@@ -58,8 +74,14 @@ def read_segment(folder: Path, entry: dict[str, Any]) -> Segment:
     arrays = np.load(io.BytesIO(read_file(folder, entry, "npz")), allow_pickle=False)
     columns = json.loads(read_file(folder, entry, "ids.json"))
     columns |= json.loads(read_file(folder, entry, "json"))
-    if is_current(entry):
+    if len(entry["crc32"]) == len(FILES):
         columns["text"] = TextColumn(read_file(folder, entry, "text"), arrays["text_ends"].tolist())
+    saved = columns.pop("sources", None)
+    sources: dict[Source, frozenset[str]] = {}
+    if saved is not None and entry.get("sources") == sources_fingerprint():
+        titles, paths = columns["title"], columns["path"]
+        for pos, terms in zip(saved["first"], saved["terms"], strict=True):
+            sources[(titles[pos], paths[pos])] = frozenset(terms)
     terms_blob = arrays["terms"].tobytes().decode("utf-8")
     segment = Segment(
         chunks=ChunkColumns(columns),  # chunk objects are made when a search returns them
@@ -69,6 +91,7 @@ def read_segment(folder: Path, entry: dict[str, Any]) -> Segment:
         tfs=arrays["tfs"],
         lengths=arrays["lengths"],
         name=name,
+        sources=sources,
     )
     terms_ok = len(segment.indptr) == len(segment.terms) + 1
     if not terms_ok or len(segment.lengths) != len(segment.chunks):
@@ -95,7 +118,16 @@ def write_segment(folder: Path, segment: Segment) -> list[int]:
         text_ends=text_ends,
     )
     ids = {f: list(column(segment.chunks, f)) for f in ID_FIELDS}
-    rest = {f: list(column(segment.chunks, f)) for f in FIELDS if f not in ids and f != "text"}
+    rest: dict[str, Any] = {
+        f: list(column(segment.chunks, f)) for f in FIELDS if f not in ids and f != "text"
+    }
+    first: dict[Source, int] = {}
+    for pos, source in enumerate(zip(rest["title"], ids["path"], strict=True)):
+        first.setdefault(source, pos)
+    rest["sources"] = {
+        "first": list(first.values()),
+        "terms": [sorted(segment.sources.get(s) or source_terms(*s)) for s in first],
+    }
     raws = [
         buffer.getvalue(),
         *(json.dumps(x, ensure_ascii=False).encode() for x in (ids, rest)),

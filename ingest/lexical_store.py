@@ -38,6 +38,7 @@ from ingest.lexical_segments import (
     kinds,
     read_file,
     read_segment,
+    sources_fingerprint,
     write_atomic,
     write_segment,
 )
@@ -81,7 +82,8 @@ class ChunkSource(Protocol):
 class Loaded:
     index: LexicalIndex
     generation: str
-    # Some segments have the layout before the texts had their own file: a save rewrites them.
+    # Some segments have an older layout (texts inside the JSON, no saved document terms, or
+    # terms of another rule): a save rewrites them.
     old_layout: bool = False
 
 
@@ -133,7 +135,7 @@ class LexicalFiles:
         known, old = self._saved_segments()
         entries = []
         for segment, alive in zip(index.segments, index.live, strict=True):
-            if segment.name in old:  # the layout before: written anew, under a new name
+            if segment.name in old:  # an older layout: written anew, under a new name
                 segment = replace(segment, name=uuid.uuid4().hex[:16])
             crc = known.get(segment.name) or write_segment(self.dir, segment)
             entries.append({
@@ -141,6 +143,7 @@ class LexicalFiles:
                 "chunks": len(segment),
                 "deleted": np.flatnonzero(~alive).tolist(),
                 "crc32": crc,
+                "sources": sources_fingerprint(),
             })  # fmt: skip
         self._write_head(entries, generation, len(index))
 
@@ -254,7 +257,8 @@ class LexicalFiles:
         if fetch:
             segment = Segment.build(source.get_chunks(fetch))
             entries.append({"name": segment.name, "chunks": len(segment), "deleted": [],
-                            "crc32": write_segment(self.dir, segment)})  # fmt: skip
+                            "crc32": write_segment(self.dir, segment),
+                            "sources": sources_fingerprint()})  # fmt: skip
         entries = [e for e in entries if len(e["deleted"]) < e["chunks"]]
         self._write_head(entries, generation, len(where) - len(removed) + len(fetch))
         return True

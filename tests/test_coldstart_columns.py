@@ -20,7 +20,7 @@ import pytest
 
 from bot.focus import DocumentFocus
 from ingest.chunk_columns import FIELDS, ChunkColumns, Gathered, TextColumn
-from ingest.lexical import MAX_SEGMENTS, LexicalIndex
+from ingest.lexical import MAX_SEGMENTS, LexicalIndex, source_terms
 from ingest.lexical_segments import FILES
 from ingest.lexical_store import LexicalFiles
 from ingest.types import IndexedChunk
@@ -175,6 +175,7 @@ def _to_the_layout_before(files: LexicalFiles) -> None:
         arrays = dict(np.load(f"{base}.npz"))
         texts = TextColumn(Path(f"{base}.text").read_bytes(), arrays.pop("text_ends").tolist())
         rest = json.loads(Path(f"{base}.json").read_text()) | {"text": list(texts)}
+        del rest["sources"], entry["sources"]  # no document terms were saved then
         Path(f"{base}.json").write_text(json.dumps(rest, ensure_ascii=False))
         np.savez(f"{base}.npz", **arrays)
         Path(f"{base}.text").unlink()
@@ -221,3 +222,30 @@ def test_gathered_looks_positions_up_across_parts() -> None:
     gathered = Gathered(parts, np.asarray([0, 2, 3, 4], dtype=np.int64))
     assert list(gathered) == ["a", "c", "d", "e"] and gathered[-1] == "e"
     assert gathered[1:3] == ["c", "d"]
+
+
+def test_document_terms_are_saved_and_used_by_the_focus(tmp_path: Path) -> None:
+    chunks = [replace(c, title=f"{c.title} FY202{i // 4 % 3}") for i, c in enumerate(corpus(90))]
+    files = LexicalFiles(tmp_path)
+    files.save(LexicalIndex.build(chunks[:60]).with_changes(chunks[60:]), "g1")
+    loaded = files.load()
+    assert loaded is not None and not loaded.old_layout
+    index = loaded.index
+    want = {(c.title, c.path): source_terms(c.title, c.path) for c in chunks}
+    assert index.sources == want
+    focus = DocumentFocus.from_columns(
+        index.column("doc_id"), index.column("title"), index.column("path"), None, index.sources
+    )
+    assert focus.terms == DocumentFocus.build(chunks).terms
+    assert all(focus.terms[c.doc_id] is index.sources[(c.title, c.path)] for c in chunks)
+    # Terms saved under another rule are not used, and the next save writes them anew.
+    head = json.loads((files.dir / "index.json").read_text())
+    for entry in head["segments"]:
+        entry["sources"] = "another-rule"
+    (files.dir / "index.json").write_text(json.dumps(head))
+    other = files.load()
+    assert other is not None and other.old_layout and other.index.sources == {}
+    assert other.index.chunks == index.chunks
+    files.refresh(NoRebuild(), "g1")
+    again = files.load()
+    assert again is not None and not again.old_layout and again.index.sources == want
