@@ -4,9 +4,12 @@
 
 Sentence labels come from shared data the evaluation does not report on:
 
+Passages are first cut as ingest cuts documents (256 word pieces): the selector sees
+chunks at question time, and the sentence vectors are pooled from one pass over a chunk.
+
 - RGB zh questions 100–299 (``bench/eval.py`` reports on the first 100): the passages are
-  the question's positive and negative passages, the five that share most question terms
-  first. A sentence is positive when it holds the gold answer (RGB's own check). Each
+  the chunks of the question's positive and negative passages, the five that share most
+  question terms first. A sentence is positive when it holds the gold answer (RGB's own check). Each
   question is used twice: with all its passages (answerable when a top-5 sentence holds the
   answer) and with its negative passages only (unanswerable: every sentence negative).
 - TAT-QA dev contexts 139–277 (``bench/eval.py`` reports on contexts 0–138), span and
@@ -33,7 +36,7 @@ import math
 import random
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +49,9 @@ from common import RGB, ROOT, TATQA, bench_settings, model_dir, quiet_environmen
 
 from bot.lexical import tokenize
 from bot.selector import FEATURES, WEIGHTS_PATH, SelectorModel, select
+from ingest.chunking import SPECIAL_TOKENS, make_splitter
 from ingest.embeddings import LocalEmbeddings
+from ingest.onnx_export import MAX_TOKENS
 
 TOP_K = 5
 Matrix = npt.NDArray[np.float64]
@@ -57,6 +62,9 @@ class Passage:
     text: str
     title: str = ""
     date: str | None = None
+    # None stored: the selector pools them from one pass over the passage, as for an index
+    # built before ingest stored them.
+    sentence_vectors: dict[tuple[int, int], Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -77,6 +85,14 @@ def _contains(text: str, answer: object) -> bool:
         else str(item).lower() in text
         for item in items
     )  # fmt: skip
+
+
+def _chunked(texts: list[str], embedder: LocalEmbeddings) -> list[str]:
+    """The passages cut as ingest cuts documents (256 word pieces), in order: what the
+    selector sees at question time are chunks, and their sentence vectors come from one
+    pass over each chunk."""
+    splitter = make_splitter(embedder.count_tokens, MAX_TOKENS - SPECIAL_TOKENS, 32)
+    return [c for t in texts for c in splitter.split_text(t) if c.strip()]
 
 
 def _top(question: str, texts: list[str]) -> list[str]:
@@ -110,6 +126,7 @@ def rgb_cases(embedder: LocalEmbeddings, limit: int | None) -> list[Case]:
     cases = []
     for r in records[:limit]:
         pos, neg = list(r["positive"]), list(r["negative"])
+        pos, neg = _chunked(pos, embedder), _chunked(neg, embedder)
         cases.append(_case(f"rgb{r['id']}", r["query"], _top(r["query"], pos + neg), r["answer"],
                            embedder))  # fmt: skip
         if neg:
@@ -137,8 +154,10 @@ def tatqa_cases(embedder: LocalEmbeddings, limit: int | None) -> list[Case]:
             gold = q["answer"] if isinstance(q["answer"], list) else [q["answer"]]
             answer = [[str(g)] for g in gold][:1]  # a sentence holding one span answers
             group = f"tat{q['uid']}"
-            cases.append(_case(group, q["question"], _tatqa_passages(ctx), answer, embedder))
-            empty = _case(group, q["question"], _tatqa_passages(other), answer, embedder)
+            mine = _chunked(_tatqa_passages(ctx), embedder)
+            theirs = _chunked(_tatqa_passages(other), embedder)
+            cases.append(_case(group, q["question"], mine, answer, embedder))
+            empty = _case(group, q["question"], theirs, answer, embedder)
             empty.y = [0] * len(empty.y)
             empty.answerable = False
             cases.append(empty)

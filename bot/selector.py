@@ -10,14 +10,18 @@ answer kind, passage rank, ...). Its weights live in ``selector_weights.json`` n
 module; ``bench/fit_selector.py`` fits them on sentence labels from shared data sets and
 calibrates the refusal threshold on a held-out split.
 
-Only the lexically most promising sentences are embedded (one batch), to keep latency low.
+Sentence similarity uses the vectors ingest stored with each chunk (pooled from the chunk's
+own forward pass, ``ingest.sentence_vectors``): at question time only the question and its
+quantity are embedded. Passages without stored vectors (an index built before they
+existed, passages from elsewhere) get the same vectors computed from one pass over each
+passage, when the embedder can (``SpanEmbedder``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,15 +35,19 @@ from bot.citations import MAX_QUOTE_CHARS
 from bot.constraints import Constraints, carries_role, question_constraints
 from bot.lexical import tokenize
 from bot.periods import Period, period_conflict, periods, sentence_period
+from ingest.sentence_vectors import (
+    FloatArray,
+    Span,
+    SpanEmbedder,
+    TextEmbedder,
+    decontextualise,
+    embed_text,
+    lookup,
+)
 from ingest.sentences import sentence_spans
 from ingest.vocabulary import CJK_RE
 
 WEIGHTS_PATH = Path(__file__).with_name("selector_weights.json")
-# Sentences embedded per question (the rest score without similarity). Each costs ~10 ms
-# on 2 cores; 8 instead of 20 left every bench/eval.py table unchanged (answerability set,
-# RGB en with and without gold passages, RGB zh) and cut the answerability set's p50 from
-# 174 to 121 ms (2026-11-29, same machine, one after the other).
-MAX_EMBEDDED = 8
 TITLE_CREDIT = 0.5  # a question term found only in the passage's title counts half
 
 FEATURES = (
@@ -68,10 +76,11 @@ class Passage(Protocol):
     def title(self) -> str: ...
     @property
     def date(self) -> str | None: ...
+    @property
+    def sentence_vectors(self) -> Mapping[Span, FloatArray]: ...
 
 
-class SentenceEmbedder(Protocol):
-    def embed_array(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+SentenceEmbedder = TextEmbedder
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +284,7 @@ def select(
         )  # fmt: skip
         meta.append((u, conflict, given))
     x = np.asarray(rows, dtype=np.float64)
-    _add_similarity(x, question, c.quantity, [u.text for u in units], embedder, model)
+    _add_similarity(x, question, c.quantity, passages, units, embedder, model)
     probs = model.probabilities(x)
     out = [
         ScoredSentence(
@@ -304,27 +313,64 @@ def _add_similarity(
     x: npt.NDArray[np.float64],
     question: str,
     quantity: str,
-    texts: list[str],
+    passages: Sequence[Passage],
+    units: list[_Unit],
     embedder: SentenceEmbedder | None,
     model: SelectorModel,
 ) -> None:
-    """Fill the similarity columns for the most promising sentences (one embedding batch).
+    """Fill the similarity columns: cosine of each sentence's vector to the question's.
 
     Without an embedder they take the training mean: neutral, they move no probability.
     """
-    if embedder is None or not texts:
+    if embedder is None or not units:
         for col in (_SIM, _QSIM, _GAP):
             x[:, col] = model.mean[col]
         return
-    pre = x[:, 0] + 0.3 * x[:, 6] + 0.2 * x[:, 2] + 0.1 * x[:, 8]
-    chosen = np.argsort(-pre, kind="stable")[:MAX_EMBEDDED]
-    vectors = embedder.embed_array([question, quantity or question, *[texts[i] for i in chosen]])
-    q, qty, sent = vectors[0], vectors[1], vectors[2:]
-    sims = sent @ q
-    qsims = sent @ qty
-    floor = float(sims.min()) if len(sims) else 0.0
-    x[:, _SIM] = floor  # not embedded: no better than the weakest embedded sentence
-    x[:, _QSIM] = float(qsims.min()) if len(qsims) else 0.0
-    x[chosen, _SIM] = sims
-    x[chosen, _QSIM] = qsims
+    vectors = sentence_vectors(passages, units, embedder)
+    q, qty = embedder.embed_array([question, quantity or question])
+    have = [i for i, v in enumerate(vectors) if v is not None]
+    if not have:
+        for col in (_SIM, _QSIM, _GAP):
+            x[:, col] = model.mean[col]
+        return
+    sent = np.stack([vectors[i] for i in have])  # type: ignore[misc]
+    sims, qsims = sent @ q, sent @ qty
+    # A sentence without a vector (cut off by the model's window) is no better than the
+    # weakest sentence that has one.
+    x[:, _SIM] = float(sims.min())
+    x[:, _QSIM] = float(qsims.min())
+    x[have, _SIM] = sims
+    x[have, _QSIM] = qsims
     x[:, _GAP] = float(x[:, _SIM].max()) - x[:, _SIM]
+
+
+def sentence_vectors(
+    passages: Sequence[Passage], units: list[_Unit], embedder: SentenceEmbedder
+) -> list[FloatArray | None]:
+    """Each unit's sentence vector: stored with its chunk, else pooled from one pass over
+    its passage (title line first, as ingest embeds it); None when neither can be had."""
+    by_hit: dict[int, list[int]] = {}
+    for i, u in enumerate(units):
+        by_hit.setdefault(u.hit_index, []).append(i)
+    out: list[FloatArray | None] = [None] * len(units)
+    missing: list[int] = []
+    for hi, idx in by_hit.items():
+        found = lookup(passages[hi].sentence_vectors, [(units[i].start, units[i].end) for i in idx])
+        for i, v in zip(idx, found, strict=True):
+            out[i] = v
+        if any(v is None for v in found):
+            missing.append(hi)
+    if missing and isinstance(embedder, SpanEmbedder):
+        texts, spans = [], []
+        for hi in missing:
+            p = passages[hi]
+            shift = len(embed_text(p.title, p.text)) - len(p.text)
+            texts.append(embed_text(p.title, p.text))
+            spans.append([(units[i].start + shift, units[i].end + shift) for i in by_hit[hi]])
+        chunk_vectors, pooled = embedder.embed_with_spans(texts, spans)
+        for j, hi in enumerate(missing):
+            rows = decontextualise(pooled[j], chunk_vectors[j])
+            for i, row in zip(by_hit[hi], rows, strict=True):
+                if out[i] is None and np.any(row):
+                    out[i] = row
+    return out
