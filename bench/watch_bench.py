@@ -239,7 +239,8 @@ def scale_index(work: Path, n: int, into: Path, pdfs: int, sample: int) -> Path:
 
     rows = scale_bench.real_chunks(work, pdfs)
     vectors = scale_bench.cached_vectors(work, rows, sample)
-    built = scale_bench.build(work, rows, vectors, n)
+    pool = scale_bench.cached_sentence_vectors(work, rows, sample)
+    built = scale_bench.build(work, rows, vectors, n, pool)
     shutil.copytree(built, into, ignore=shutil.ignore_patterns("ingest.lock", "scratch"))
     return into
 
