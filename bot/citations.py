@@ -37,8 +37,8 @@ from decimal import Decimal, InvalidOperation
 from bot.answer_types import AnswerType, answer_type
 from bot.constraints import question_constraints, unsupported_by
 from bot.lexical import tokenize
-from ingest.sentences import sentence_spans
 from bot.types import Answer, Citation, Hit
+from ingest.sentences import sentence_spans
 
 # The longest passage sentence quoted whole: the extractive answerer skips longer ones
 # (unpunctuated text, table rows run together) and the LLM path cuts a window this long

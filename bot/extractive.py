@@ -224,17 +224,19 @@ def extractive_answer(
     max_sentences: int = 3,
     min_evidence: float | None = None,
     selection: Selection | None = None,
+    question_vector: Sequence[float] | None = None,
 ) -> Answer:
     """Answer ``question`` with 1–``max_sentences`` verbatim sentences of ``hits``, or refuse.
 
     ``min_evidence`` is the refusal threshold on the selector's probability (None: the
     calibrated one). ``embedder`` adds semantic similarity (the model retrieval loaded).
     ``selection``: ``bot.selector.select``'s result for these hits, when already computed
-    (a threshold sweep scores each question once).
+    (a threshold sweep scores each question once). ``question_vector``: the question's
+    embedding from retrieval, which the selector's similarity reuses.
     """
     started = time.perf_counter()
     threshold = default_threshold() if min_evidence is None else min_evidence
-    sel = selection or select(question, hits, embedder)
+    sel = selection or select(question, hits, embedder, question_vector=question_vector)
     best = sel.best
     if best is None or best.probability < threshold or _entity_note(sel):
         return _refusal(sel, hits, threshold, started)

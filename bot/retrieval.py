@@ -110,6 +110,7 @@ class Retrieval:
     timings_ms: dict[str, float] = field(default_factory=dict)
     intent: DateIntent | None = None
     backfilled: bool = False  # the date window held too few passages; others were added
+    query_vector: list[float] | None = None  # the question's embedding (the selector reuses it)
 
 
 def date_where(intent: DateIntent) -> dict[str, Any] | None:
@@ -313,7 +314,7 @@ class Retriever:
         t0 = time.perf_counter()
         hits = with_sentence_vectors(self.store, hits)
         timings["sentence_vectors_ms"] = (time.perf_counter() - t0) * 1000
-        return Retrieval(hits=hits, timings_ms=timings, intent=intent, backfilled=backfilled)
+        return Retrieval(hits, timings, intent, backfilled, vector)
 
     def _focused_lists(
         self,

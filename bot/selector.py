@@ -11,8 +11,8 @@ module; ``bench/fit_selector.py`` fits them on sentence labels from shared data 
 calibrates the refusal threshold on a held-out split.
 
 Sentence similarity uses the vectors ingest stored with each chunk (pooled from the chunk's
-own forward pass, ``ingest.sentence_vectors``): at question time only the question and its
-quantity are embedded. Passages without stored vectors (an index built before they
+own forward pass, ``ingest.sentence_vectors``) and the question's vector retrieval already
+computed: answering embeds nothing more. Passages without stored vectors (an index built before they
 existed, passages from elsewhere) get the same vectors computed from one pass over each
 passage, when the embedder can (``SpanEmbedder``).
 """
@@ -20,6 +20,7 @@ passage, when the embedder can (``SpanEmbedder``).
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ from ingest.sentence_vectors import (
 from ingest.sentences import sentence_spans
 from ingest.vocabulary import CJK_RE
 
+log = logging.getLogger(__name__)
+
 WEIGHTS_PATH = Path(__file__).with_name("selector_weights.json")
 TITLE_CREDIT = 0.5  # a question term found only in the passage's title counts half
 
@@ -55,7 +58,6 @@ FEATURES = (
     "context_coverage",  # the same over the sentence, its neighbours and the title
     "quantity_coverage",  # share of the quantity's terms ("unemployment rate") in the sentence
     "similarity",  # cosine(question, sentence), embedding model
-    "quantity_similarity",  # cosine(the quantity words, sentence)
     "similarity_gap",  # best similarity among the candidates minus this one's
     "typed",  # holds the kind of answer asked for (an amount for "how much", ...)
     "typed_coverage",  # coverage x typed: both at once
@@ -208,8 +210,12 @@ def select(
     passages: Sequence[Passage],
     embedder: SentenceEmbedder | None,
     model: SelectorModel | None = None,
+    question_vector: Sequence[float] | None = None,
 ) -> Selection:
-    """Every sentence of ``passages``, checked against the question and scored, best first."""
+    """Every sentence of ``passages``, checked against the question and scored, best first.
+
+    ``question_vector``: the question's embedding, when retrieval has it (saves a pass).
+    """
     model = model or load_model()
     c = question_constraints(question)
     kind = answer_type(question)
@@ -269,8 +275,7 @@ def select(
                 coverage,
                 cover(near, titles[u.hit_index]),
                 len(qt & (u.terms - entity_terms)) / len(qt) if qt else coverage,
-                0.0,
-                0.0,
+                0.0,  # similarity and its gap: filled below, in one go
                 0.0,
                 typed,
                 typed * coverage,
@@ -284,7 +289,7 @@ def select(
         )  # fmt: skip
         meta.append((u, conflict, given))
     x = np.asarray(rows, dtype=np.float64)
-    _add_similarity(x, question, c.quantity, passages, units, embedder, model)
+    _add_similarity(x, question, question_vector, passages, units, embedder, model)
     probs = model.probabilities(x)
     out = [
         ScoredSentence(
@@ -305,14 +310,13 @@ def select(
 
 
 _SIM = FEATURES.index("similarity")
-_QSIM = FEATURES.index("quantity_similarity")
 _GAP = FEATURES.index("similarity_gap")
 
 
 def _add_similarity(
     x: npt.NDArray[np.float64],
     question: str,
-    quantity: str,
+    question_vector: Sequence[float] | None,
     passages: Sequence[Passage],
     units: list[_Unit],
     embedder: SentenceEmbedder | None,
@@ -322,26 +326,31 @@ def _add_similarity(
 
     Without an embedder they take the training mean: neutral, they move no probability.
     """
-    if embedder is None or not units:
-        for col in (_SIM, _QSIM, _GAP):
-            x[:, col] = model.mean[col]
-        return
-    vectors = sentence_vectors(passages, units, embedder)
-    q, qty = embedder.embed_array([question, quantity or question])
+    vectors = sentence_vectors(passages, units, embedder) if embedder is not None else []
     have = [i for i, v in enumerate(vectors) if v is not None]
-    if not have:
-        for col in (_SIM, _QSIM, _GAP):
+    if embedder is None or not have:
+        for col in (_SIM, _GAP):
             x[:, col] = model.mean[col]
         return
-    sent = np.stack([vectors[i] for i in have])  # type: ignore[misc]
-    sims, qsims = sent @ q, sent @ qty
+    if question_vector is None:
+        q = embedder.embed_array([question])[0]
+    else:  # retrieval embedded the same question already
+        q = np.asarray(question_vector, dtype=np.float32)
+    sims = np.stack([vectors[i] for i in have]) @ q  # type: ignore[misc]
     # A sentence without a vector (cut off by the model's window) is no better than the
     # weakest sentence that has one.
     x[:, _SIM] = float(sims.min())
-    x[:, _QSIM] = float(qsims.min())
     x[have, _SIM] = sims
-    x[have, _QSIM] = qsims
     x[:, _GAP] = float(x[:, _SIM].max()) - x[:, _SIM]
+
+
+@lru_cache(maxsize=1)
+def _warn_once_unstored() -> None:
+    log.warning(
+        "retrieved passages without stored sentence vectors (an index built before they "
+        "existed): they are computed per question, which is slower; "
+        "`briefing ingest --rebuild` stores them"
+    )
 
 
 def sentence_vectors(
@@ -361,6 +370,7 @@ def sentence_vectors(
         if any(v is None for v in found):
             missing.append(hi)
     if missing and isinstance(embedder, SpanEmbedder):
+        _warn_once_unstored()
         texts, spans = [], []
         for hi in missing:
             p = passages[hi]

@@ -143,7 +143,7 @@ class AnswerService:
                 log.warning("LLM answer failed, falling back to the extractive answer: %s", err)
                 llm_failed = err
         if answer is None:
-            answer = self._extractive(standalone, hits)
+            answer = self._extractive(standalone, hits, retrieval.query_vector)
             # After a failed condense the LLM is not asked again: LLM_TIMEOUT_S bounds the
             # whole answer step, not each call.
             if self.llm is not None and hits and llm_failed is not None:
@@ -158,12 +158,19 @@ class AnswerService:
         self.history.add(conversation, standalone)
         return answer
 
-    def _extractive(self, question: str, hits: list[Hit]) -> Answer:
-        # The selector's similarity features use the local model retrieval already loaded;
-        # a remote embedding endpoint would cost a round trip per question, so not that one.
+    def _extractive(
+        self, question: str, hits: list[Hit], question_vector: list[float] | None
+    ) -> Answer:
+        # The selector's similarity features use the local model retrieval already loaded
+        # (and the question vector it computed); a remote embedding endpoint's vectors are
+        # not the ones ingest pooled sentences from, so not that one.
         local = self.embeddings if isinstance(self.embeddings, LocalEmbeddings) else None
         return extractive_answer(
-            question, hits, embedder=local, min_evidence=self.settings.refusal_threshold
+            question,
+            hits,
+            embedder=local,
+            min_evidence=self.settings.refusal_threshold,
+            question_vector=question_vector if local is not None else None,
         )
 
     def forget(self, conversation: str) -> None:

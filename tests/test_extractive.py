@@ -13,8 +13,8 @@ from bot.answer_types import AnswerType, answer_type, has_answer_type
 from bot.citations import check_citations
 from bot.extractive import REFUSAL_TEXT, default_threshold, extractive_answer
 from bot.selector import select
-from ingest.sentences import sentence_spans, split_sentences
 from bot.types import Answer, Citation, Hit
+from ingest.sentences import sentence_spans, split_sentences
 from tests.hits import make_hit
 
 QINGDAO_TEXT = (

@@ -21,10 +21,13 @@ class RejectingEmbeddings(LocalEmbeddings):
 
     poison = "POISON"
 
-    def embed_array(self, texts: Sequence[str]) -> FloatArray:
+    def embed_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]] | None
+    ) -> tuple[FloatArray, list[FloatArray]]:
+        # What ingest calls (chunk and sentence vectors from one pass); embed_array too.
         if any(self.poison in t for t in texts):
             raise ValueError("input rejected by the embedding endpoint")
-        return super().embed_array(texts)
+        return super().embed_with_spans(texts, spans)
 
 
 def test_one_failing_document_fails_alone_and_the_next_run_recovers(

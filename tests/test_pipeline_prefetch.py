@@ -83,10 +83,10 @@ def test_a_failed_write_mid_run_fails_only_its_file_with_prefetch(
     _write_folder(docs)
 
     class FailsOnRelease4(LocalEmbeddings):
-        def embed_array(self, texts):  # type: ignore[no-untyped-def]
+        def embed_with_spans(self, texts, spans):  # type: ignore[no-untyped-def]
             if any(t.startswith("Release 4") for t in texts):
                 raise RuntimeError("embedding backend hiccup")
-            return super().embed_array(texts)
+            return super().embed_with_spans(texts, spans)
 
     embeddings = FailsOnRelease4(model_dir)
     settings = make_settings(tmp_path / "data", model_dir, documents_dir=docs, embed_batch_size=8)
