@@ -269,8 +269,8 @@ def quantize_int8(
 
     out = Path(model_dir) / out_file
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    hint = _DropMessage("pre-processing before quantization")  # advice for image models
-    logging.getLogger().addFilter(hint)
+    quiet = _QuietQuantisation()
+    logging.getLogger().addFilter(quiet)
     try:
         quantize_dynamic(
             str(Path(model_dir) / onnx_file),
@@ -284,18 +284,20 @@ def quantize_int8(
         )
         tmp.replace(out)
     finally:
-        logging.getLogger().removeFilter(hint)
+        logging.getLogger().removeFilter(quiet)
         tmp.unlink(missing_ok=True)
     return out
 
 
-class _DropMessage(logging.Filter):
-    def __init__(self, fragment: str) -> None:
-        super().__init__()
-        self.fragment = fragment
+class _QuietQuantisation(logging.Filter):
+    """onnxruntime's quantiser logs on the root logger: a line per tensor at INFO (shown
+    when LOG_LEVEL=INFO) and advice meant for image models at WARNING. Drop both."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return self.fragment not in record.getMessage()
+        if "onnxruntime" not in record.pathname:
+            return True
+        advice = "pre-processing before quantization" in record.getMessage()
+        return record.levelno >= logging.WARNING and not advice
 
 
 def fuse_graph(model_dir: Path, *, source_dir: Path | None = None) -> Path:
