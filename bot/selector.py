@@ -364,11 +364,15 @@ def sentence_vectors(
     out: list[FloatArray | None] = [None] * len(units)
     missing: list[int] = []
     for hi, idx in by_hit.items():
-        found = lookup(passages[hi].sentence_vectors, [(units[i].start, units[i].end) for i in idx])
+        stored = passages[hi].sentence_vectors
+        if not stored:
+            missing.append(hi)
+            continue
+        # A sentence the chunk stored nothing for lay past the model's window when ingest
+        # embedded it: a pass now would not reach it either.
+        found = lookup(stored, [(units[i].start, units[i].end) for i in idx])
         for i, v in zip(idx, found, strict=True):
             out[i] = v
-        if any(v is None for v in found):
-            missing.append(hi)
     if missing and isinstance(embedder, SpanEmbedder):
         _warn_once_unstored()
         texts, spans = [], []

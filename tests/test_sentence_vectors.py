@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from ingest.pipeline import run_ingest
 from ingest.sentence_vectors import FloatArray, decode, encode, lookup, pool_spans
 from ingest.sentences import sentence_spans
 from ingest.store import open_index
+from ingest.types import IndexedChunk
 from tests.conftest import make_settings
 
 TEXT = (
@@ -150,3 +152,33 @@ def test_ingest_stores_them_and_the_selector_reads_them(
     run_ingest(settings, embeddings=embedder)
     (moved,) = hits()
     assert moved.path.endswith("renamed.md") and set(moved.sentence_vectors) == set(stored)
+
+
+def test_a_chunk_with_stored_vectors_is_not_embedded_again(model_dir: Path) -> None:
+    """Stored vectors that miss a sentence (past the model's window at ingest) are used as
+    they are: a pass at question time would not reach that sentence either."""
+
+    class Counting(LocalEmbeddings):
+        passes = 0
+
+        def embed_with_spans(
+            self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]] | None
+        ) -> tuple[FloatArray, list[FloatArray]]:
+            if spans is not None:
+                Counting.passes += 1
+            return super().embed_with_spans(texts, spans)
+
+    embedder = Counting(model_dir)
+    spans = sentence_spans(TEXT)
+    _, (rows,) = embedder.embed_with_spans([TEXT], [spans])
+    Counting.passes = 0
+    partial = encode(spans[:2], rows[:2])  # the third sentence has no stored vector
+    chunk = IndexedChunk("c1", "d1", TEXT, "a.txt", "", 0, 0, len(TEXT), sentence_vectors=partial)
+    question = "What do officials expect from the free trade zone?"
+    with_partial = select(question, [Hit(chunk, 1.0)], embedder)
+    assert Counting.passes == 0
+    sim = FEATURES.index("similarity")
+    third = next(c for c in with_partial.candidates if c.start == spans[2][0])
+    assert third.features[sim] == min(c.features[sim] for c in with_partial.candidates)
+    select(question, [_without_vectors(Hit(chunk, 1.0))], embedder)
+    assert Counting.passes == 1  # no stored vectors at all: one pass over the passage
