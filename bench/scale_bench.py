@@ -157,19 +157,16 @@ def cached_sentence_vectors(work: Path, rows: list[Row], sample: int) -> Any:
     if path.is_file():
         return np.load(path)
     from ingest.embeddings import LocalEmbeddings
-    from ingest.sentence_vectors import decontextualise, embed_text
+    from ingest.sentence_vectors import pooled_sentences
     from ingest.sentences import sentence_spans
 
     step = max(1, len(rows) // sample)
     chosen = rows[::step][:sample]
-    texts = [embed_text(r["title"], r["text"]) for r in chosen]
-    spans = [
-        [(a + len(t) - len(r["text"]), b + len(t) - len(r["text"])) for a, b in
-         sentence_spans(r["text"])]
-        for t, r in zip(texts, chosen, strict=True)
-    ]  # fmt: skip
-    vectors, pooled = LocalEmbeddings(MODEL).embed_with_spans(texts, spans)
-    rows_out = [decontextualise(p, v) for p, v in zip(pooled, vectors, strict=True)]
+    _, rows_out = pooled_sentences(
+        LocalEmbeddings(MODEL),
+        [(r["title"], r["text"]) for r in chosen],
+        [sentence_spans(r["text"]) for r in chosen],
+    )
     pool = np.concatenate([r[np.any(r, axis=1)] for r in rows_out])
     np.save(path, pool)
     return pool

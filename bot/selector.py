@@ -41,9 +41,8 @@ from ingest.sentence_vectors import (
     Span,
     SpanEmbedder,
     TextEmbedder,
-    decontextualise,
-    embed_text,
     lookup,
+    pooled_sentences,
 )
 from ingest.sentences import sentence_spans
 from ingest.vocabulary import CJK_RE
@@ -375,16 +374,11 @@ def sentence_vectors(
             out[i] = v
     if missing and isinstance(embedder, SpanEmbedder):
         _warn_once_unstored()
-        texts, spans = [], []
-        for hi in missing:
-            p = passages[hi]
-            shift = len(embed_text(p.title, p.text)) - len(p.text)
-            texts.append(embed_text(p.title, p.text))
-            spans.append([(units[i].start + shift, units[i].end + shift) for i in by_hit[hi]])
-        chunk_vectors, pooled = embedder.embed_with_spans(texts, spans)
-        for j, hi in enumerate(missing):
-            rows = decontextualise(pooled[j], chunk_vectors[j])
+        titled = [(passages[hi].title, passages[hi].text) for hi in missing]
+        spans = [[(units[i].start, units[i].end) for i in by_hit[hi]] for hi in missing]
+        _, pooled = pooled_sentences(embedder, titled, spans)
+        for hi, rows in zip(missing, pooled, strict=True):
             for i, row in zip(by_hit[hi], rows, strict=True):
-                if out[i] is None and np.any(row):
+                if np.any(row):
                     out[i] = row
     return out

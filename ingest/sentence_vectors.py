@@ -78,6 +78,20 @@ def decontextualise(rows: FloatArray, chunk_vector: FloatArray) -> FloatArray:
     return out
 
 
+def pooled_sentences(
+    embeddings: SpanEmbedder, titled: Sequence[tuple[str, str]], spans: Sequence[Sequence[Span]]
+) -> tuple[FloatArray, list[FloatArray]]:
+    """Vectors of (title, text) chunks embedded as ingest embeds them, and the
+    decontextualised vectors of ``spans`` (offsets in each text) from the same pass."""
+    texts = [embed_text(title, text) for title, text in titled]
+    shifted: list[list[Span]] = []
+    for i, (_, text) in enumerate(titled):
+        shift = len(texts[i]) - len(text)  # the title line before the chunk's text
+        shifted.append([(s + shift, e + shift) for s, e in spans[i]])
+    vectors, pooled = embeddings.embed_with_spans(texts, shifted)
+    return vectors, [decontextualise(rows, vectors[i]) for i, rows in enumerate(pooled)]
+
+
 def embed_chunks(
     embeddings: TextEmbedder, chunks: Sequence[tuple[Document, Chunk]]
 ) -> tuple[FloatArray, list[dict[str, str]]]:
@@ -86,18 +100,15 @@ def embed_chunks(
     An embedder without span pooling (an OpenAI-compatible endpoint) gives chunk vectors
     only; the selector then works without similarity for those chunks.
     """
-    texts = [embed_text(d.title, c.text) for d, c in chunks]
     if not isinstance(embeddings, SpanEmbedder):
-        return embeddings.embed_array(texts), [{} for _ in chunks]
+        return embeddings.embed_array([embed_text(d.title, c.text) for d, c in chunks]), [
+            {} for _ in chunks
+        ]
     spans = [sentence_spans(c.text) for _, c in chunks]
-    shifted: list[list[Span]] = []
-    for i, (_, chunk) in enumerate(chunks):
-        shift = len(texts[i]) - len(chunk.text)  # the title line before the chunk's text
-        shifted.append([(s + shift, e + shift) for s, e in spans[i]])
-    vectors, pooled = embeddings.embed_with_spans(texts, shifted)
+    vectors, rows = pooled_sentences(embeddings, [(d.title, c.text) for d, c in chunks], spans)
     extras: list[dict[str, str]] = []
-    for i, rows in enumerate(pooled):
-        value = encode(spans[i], decontextualise(rows, vectors[i]))
+    for i, sentence_rows in enumerate(rows):
+        value = encode(spans[i], sentence_rows)
         extras.append({SENTENCE_VECTORS_KEY: value} if value else {})
     return vectors, extras
 
