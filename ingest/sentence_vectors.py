@@ -114,15 +114,13 @@ def embed_chunks(
 
 
 def pool_spans(
-    hidden: FloatArray, offsets: Sequence[tuple[int, int]], spans: Sequence[Span], shift: int = 0
+    hidden: FloatArray, offsets: Sequence[tuple[int, int]], spans: Sequence[Span]
 ) -> FloatArray:
     """L2-normalised mean of the hidden states of the word pieces inside each span.
 
-    ``hidden`` is [tokens, dim] for one sequence and ``offsets`` its word pieces'
-    character offsets in the embedded text; spans are in the chunk text, which starts at
-    ``shift`` in the embedded text (after the title line). A span with no word piece (cut
-    off by the 256-piece window, or only punctuation the tokenizer merged away) is a row of
-    zeros: no vector.
+    ``hidden`` is [tokens, dim] for one sequence, ``offsets`` its word pieces' character
+    offsets and ``spans`` character spans, both in the embedded text. A span with no word
+    piece (cut off by the 256-piece window) is a row of zeros: no vector.
     """
     out = np.zeros((len(spans), hidden.shape[1]), dtype=np.float32)
     if not spans:
@@ -131,7 +129,7 @@ def pool_spans(
     ends = np.fromiter((b for _, b in offsets), dtype=np.int64, count=len(offsets))
     real = ends > starts  # [CLS], [SEP] and padding have empty offsets
     for row, (s, e) in enumerate(spans):
-        inside = real & (starts >= s + shift) & (ends <= e + shift)
+        inside = real & (starts >= s) & (ends <= e)
         if inside.any():
             v = hidden[: len(offsets)][inside].mean(axis=0)
             norm = float(np.linalg.norm(v))

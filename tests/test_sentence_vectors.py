@@ -64,7 +64,7 @@ def test_a_value_of_another_dimension_is_ignored() -> None:
 def test_pool_spans_averages_the_pieces_inside_each_span() -> None:
     hidden = np.asarray([[9, 9], [1, 0], [3, 0], [0, 2], [9, 9]], dtype=np.float32)
     offsets = [(0, 0), (6, 8), (9, 12), (13, 15), (0, 0)]  # [CLS] a b c [SEP], after "Title\n"
-    rows = pool_spans(hidden, offsets, [(0, 6), (7, 9), (20, 30)], shift=6)
+    rows = pool_spans(hidden, offsets, [(6, 12), (13, 15), (26, 36)])
     assert np.allclose(rows[0], [1.0, 0.0])  # pieces 1 and 2: mean (2, 0)
     assert np.allclose(rows[1], [0.0, 1.0])
     assert not rows[2].any()  # past the text: no vector
