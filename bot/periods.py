@@ -53,6 +53,7 @@ class Period:
     first: int
     last: int
     point: bool = False  # a single month named as a moment ("at the end of March")
+    loose: bool = False  # a vague span ("early 2024"): any period inside it answers
 
     @property
     def whole_year(self) -> bool:
@@ -61,6 +62,8 @@ class Period:
     def label(self) -> str:
         """In user words: "Q2 2024", "H1 2024", "January–July 2024", "March 2024", "2023"."""
         year = f" {self.year}" if self.year else ""
+        if self.loose:
+            return {1: "early", 4: "mid"}.get(self.first, "late") + (year or " in the year")
         if self.whole_year:
             return str(self.year) if self.year else "the year"
         if self.first == self.last:
@@ -76,7 +79,7 @@ class Period:
         return (
             self
             if self.year is not None or year is None
-            else Period(year, self.first, self.last, self.point)
+            else Period(year, self.first, self.last, self.point, self.loose)
         )
 
 
@@ -152,6 +155,16 @@ def periods(text: str) -> list[Period]:
     return [p for _, p in found]
 
 
+# "early 2024" asks about some part of the year's first half, not about the whole year:
+# a Q1 figure answers it.
+_VAGUE_RE = re.compile(
+    rf"\b(?P<w>early|mid|middle\s+of|late|start\s+of|beginning\s+of)[\s-]*(?P<y>{_YEAR})\b",
+    re.IGNORECASE,
+)
+_VAGUE_MONTHS = {"early": (1, 6), "start": (1, 6), "beginning": (1, 6), "mid": (4, 9),
+                 "middle": (4, 9), "late": (7, 12)}  # fmt: skip
+
+
 def question_period(question: str) -> Period | None:
     """The period a question asks about (its first), or None."""
     found = periods(question)
@@ -160,6 +173,10 @@ def question_period(question: str) -> Period | None:
     first = found[0]
     if first.whole_year and len(found) > 1 and not found[1].whole_year:
         first = found[1].with_year(first.year)  # "in 2024, first quarter"
+    vague = _VAGUE_RE.search(question)
+    if vague and first.whole_year and first.year == int(vague.group("y")):
+        months = _VAGUE_MONTHS[vague.group("w").split()[0].lower()]
+        first = Period(first.year, months[0], months[1], loose=True)
     return first
 
 
@@ -188,6 +205,8 @@ def period_conflict(asked: Period, given: Period | None, *, amount: bool) -> boo
         return False
     if asked.year is not None and given.year is not None and asked.year != given.year:
         return True
+    if asked.loose:  # "early 2024": a period inside the span answers, a whole year too
+        return not given.whole_year and not (asked.first <= given.first <= given.last <= asked.last)
     if asked.whole_year:
         return amount and not given.whole_year and not given.point
     if given.whole_year:

@@ -17,7 +17,7 @@ import pytest
 from bot.citations import check_citations
 from bot.constraints import carries_role, question_constraints, question_role
 from bot.llm import LLMAnswerer
-from bot.periods import Period, period_conflict, periods, sentence_period
+from bot.periods import Period, period_conflict, periods, question_period, sentence_period
 from bot.service import AnswerService
 from bot.types import Answer
 from ingest.pipeline import run_ingest
@@ -85,6 +85,19 @@ def test_period_conflicts() -> None:
     assert period_conflict(Period(2024, 1, 12), q1, amount=True)
     assert not period_conflict(Period(2024, 1, 12), Period(2024, 3, 3, point=True), amount=False)
     assert not period_conflict(q1, None, amount=True)  # nothing said: not a conflict
+
+
+def test_a_vague_period_is_answered_by_any_period_inside_it() -> None:
+    early = question_period("How many companies were set up in Marenhaven in early 2024?")
+    assert early == Period(2024, 1, 6, loose=True) and early.label() == "early 2024"
+    assert not period_conflict(early, Period(2024, 1, 3), amount=True)  # Q1 answers it
+    assert not period_conflict(early, Period(2024, 1, 12), amount=True)
+    assert period_conflict(early, Period(2024, 7, 9), amount=True)  # Q3 is not early
+    assert period_conflict(early, Period(2023, 1, 3), amount=True)  # nor another year
+    late = question_period("What was the rate in late 2023?")
+    assert late is not None and (late.first, late.last, late.loose) == (7, 12, True)
+    # "the end of 2023" stays the year: a year-end figure is asked for.
+    assert question_period("What was cash at the end of 2023?") == Period(2023, 1, 12)
 
 
 def test_roles_a_deputy_is_not_the_office() -> None:
