@@ -29,7 +29,7 @@ PERIOD_RE = re.compile(
         [
             r"(?P<qtr>\bQ(?P<qn>[1-4])\b|\b(?P<qo>first|second|third|fourth|1st|2nd|3rd|4th|final|last)"
             r"[\s-]+quarter\b|(?:第)?(?P<qc>[一二三四1-4])季度)",
-            r"(?P<half>\bH(?P<hn>[12])\b|\b(?P<ho>first|second)[\s-]+half\b|(?P<hc>[上下])半年)",
+            r"(?P<half>\bH(?P<hn>[12])\b|\b(?P<ho>first|second)[\s-]+half\b|(?P<hc>[上下])半年|(?P<hr>半年度|半年报))",
             rf"(?P<rng>\b(?:from\s+|between\s+)?(?P<ra>{_M})\s*(?:to|through|until|and|[-–—])\s*"
             rf"(?P<rb>{_M})|(?P<rca>{_CN_NUM})\s*(?:[-–—~～至到]|月至|月到|月-)\s*(?P<rcb>{_CN_NUM})\s*月"
             rf"(?!份?[底末])|前(?P<rcn>{_CN_NUM})个?月|\bfirst\s+(?P<rn>\w+)\s+months\b)",
@@ -97,7 +97,10 @@ def _span(m: re.Match[str]) -> tuple[int, int, bool] | None:
         q = int(g["qn"]) if g["qn"] else _ORDINALS[g["qo"].lower()] if g["qo"] else _cn(g["qc"])
         return 3 * q - 2, 3 * q, False
     if g["half"]:
-        first = g["hn"] == "1" or (g["ho"] or "").lower() == "first" or g["hc"] == "上"
+        # 半年度 / 半年报: a half-year report is the first half's ("interim").
+        first = (
+            g["hn"] == "1" or (g["ho"] or "").lower() == "first" or g["hc"] == "上" or bool(g["hr"])
+        )
         return (1, 6, False) if first else (7, 12, False)
     if g["rng"]:
         if g["ra"]:

@@ -59,6 +59,7 @@ def _explained(answer: Answer) -> str:
         ("澜州市2024年二季度", ["Q2 2024"]),
         ("前七个月", ["January–July"]),
         ("上半年营业收入", ["H1"]),
+        ("星澜科技发布2024年半年度业绩", ["H1 2024"]),  # a half-year report is H1's
         ("On March 5, 2024 the council met", []),  # a date, not a period
         ("Marenhaven may grow", []),
     ],
