@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ingest.chinese_words import use_folder
 from ingest.lexical import MAX_SEGMENTS, LexicalIndex, Segment
 from ingest.lexical_segments import (
     ID_FIELDS,
@@ -94,6 +95,9 @@ class LexicalFiles:
         self.data_dir = Path(data_dir)
         self.dir = self.data_dir / "lexical"
         self.manifest_path = self.data_dir / "manifest.sqlite"
+        # The Chinese word file these terms are cut with is kept in the data folder too
+        # (the temp dir may be emptied; a one-shot ask would then load jieba whole again).
+        use_folder(self.data_dir / "cache")
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -7,14 +7,13 @@ is. It lives in ``ingest`` because ``bot`` imports ``ingest``, never the reverse
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
 import unicodedata
 from collections.abc import Callable
 
 import Stemmer
 
+from ingest.chinese_words import chinese_words
 from ingest.vocabulary import (
     CHINESE_STOP_WORDS,
     CJK_CHARS,
@@ -50,22 +49,11 @@ _IRREGULAR = {
 }  # fmt: skip
 _SYNONYMS.update(_IRREGULAR)
 
-_jieba_lock = threading.Lock()
-_jieba_ready = False
-
 
 def _cut_chinese(run: str) -> list[str]:
-    global _jieba_ready
-    import jieba
-
-    if not _jieba_ready:
-        with _jieba_lock:
-            if not _jieba_ready:
-                jieba.setLogLevel(logging.WARNING)  # its dictionary-loading chatter
-                jieba.initialize()
-                _jieba_ready = True
     # cut_for_search also yields the parts of long words, so "克什米尔地区" matches "克什米尔".
-    return [w for w in jieba.lcut_for_search(run) if w.strip()]
+    # jieba's dictionary is loaded by the pieces the text needs (ingest.chinese_words).
+    return [w for w in chinese_words().cut_for_search(run) if w.strip()]
 
 
 _SNOWBALL = Stemmer.Stemmer("english")

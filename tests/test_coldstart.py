@@ -31,7 +31,9 @@ finally:
 """
 
 
-def ask_in_fresh_process(settings: Settings, *args: str) -> tuple[str, set[str]]:
+def ask_in_fresh_process(
+    settings: Settings, *args: str, temp_dir: str = "/tmp"
+) -> tuple[str, set[str]]:
     """(stdout, modules loaded) of `briefing ask ARGS` on ``settings``' index."""
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, "ask", *args],
@@ -45,6 +47,7 @@ def ask_in_fresh_process(settings: Settings, *args: str) -> tuple[str, set[str]]
             "DATA_DIR": str(settings.data_dir),
             "MODEL_DIR": str(settings.model_dir),
             "ANONYMIZED_TELEMETRY": "False",
+            "TMPDIR": temp_dir,
         },
     )
     return out.stdout, set(json.loads(out.stderr.strip().splitlines()[-1]))
