@@ -26,11 +26,13 @@ import io
 import json
 import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from ingest.chunk_columns import FIELDS, ChunkColumns, TextColumn, column
 from ingest.lexical import Segment, Source, source_terms
@@ -68,14 +70,30 @@ def read_file(folder: Path, entry: dict[str, Any], kind: str) -> bytes:
     return raw
 
 
+def parse_json(raw: bytes) -> Any:
+    """``json.loads``, by orjson (~1.5x faster on the columns' 7 MB at 36k chunks); what
+    orjson refuses but json reads (NaN, integers past 64 bits) goes to json."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
 def read_segment(folder: Path, entry: dict[str, Any]) -> Segment:
     """The segment of an ``index.json`` entry; raises on any damage."""
     name = str(entry["name"])
-    arrays = np.load(io.BytesIO(read_file(folder, entry, "npz")), allow_pickle=False)
-    columns = json.loads(read_file(folder, entry, "ids.json"))
-    columns |= json.loads(read_file(folder, entry, "json"))
-    if len(entry["crc32"]) == len(FILES):
-        columns["text"] = TextColumn(read_file(folder, entry, "text"), arrays["text_ends"].tolist())
+    current = len(entry["crc32"]) == len(FILES)
+    # The two large files (postings, texts: 50 MB at 36k chunks) are read and checksummed
+    # on a thread while this one parses the columns: reads and zlib.crc32 release the GIL.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        large = {
+            k: pool.submit(read_file, folder, entry, k) for k in ("npz", "text")[: 1 + current]
+        }
+        columns = parse_json(read_file(folder, entry, "ids.json"))
+        columns |= parse_json(read_file(folder, entry, "json"))
+        arrays = np.load(io.BytesIO(large["npz"].result()), allow_pickle=False)
+        if current:
+            columns["text"] = TextColumn(large["text"].result(), arrays["text_ends"].tolist())
     saved = columns.pop("sources", None)
     sources: dict[Source, frozenset[str]] = {}
     if saved is not None and entry.get("sources") == sources_fingerprint():

@@ -17,6 +17,7 @@ import pytest
 
 from ingest.embeddings import LocalEmbeddings
 from ingest.lexical import MAX_SEGMENTS, LexicalIndex, chunk_terms
+from ingest.lexical_segments import parse_json
 from ingest.lexical_store import LexicalFiles
 from ingest.pipeline import run_ingest
 from ingest.store import open_index
@@ -139,6 +140,16 @@ def _break_a_segment(files: LexicalFiles) -> None:
     path.write_bytes(bytes(data))
 
 
+def _break_texts(files: LexicalFiles) -> None:  # read and checked on a thread
+    path = next(files.dir.glob("*.text"))
+    path.write_bytes(path.read_bytes()[:-3])
+
+
+def _break_columns(files: LexicalFiles) -> None:  # parsed on the loading thread
+    path = next(p for p in files.dir.glob("*.json") if p.name != "index.json")
+    path.write_bytes(b"{" + path.read_bytes())
+
+
 def _other_tokenizer(files: LexicalFiles) -> None:
     head = json.loads((files.dir / "index.json").read_text())
     head["tokenizer"] = "made-by-another"
@@ -149,7 +160,9 @@ def _truncate_head(files: LexicalFiles) -> None:
     (files.dir / "index.json").write_text('{"format": 1, "segm')
 
 
-@pytest.mark.parametrize("damage", [_break_a_segment, _other_tokenizer, _truncate_head])
+@pytest.mark.parametrize(
+    "damage", [_break_a_segment, _break_texts, _break_columns, _other_tokenizer, _truncate_head]
+)
 def test_corrupt_or_stale_files_are_rebuilt(
     tmp_path: Path, damage: Callable[[LexicalFiles], None]
 ) -> None:
@@ -170,6 +183,15 @@ def test_corrupt_or_stale_files_are_rebuilt(
     assert_same(index, LexicalIndex.build(chunks))
     reloaded = files.load()  # the rebuild was saved in place of the damaged files
     assert reloaded is not None and reloaded.generation == "g1"
+
+
+def test_columns_parse_as_json_reads_them() -> None:
+    values = {"title": ["克什米尔 “Q3”", None], "page": [1, 2**70], "x": [float("nan"), 1.5]}
+    raw = json.dumps(values, ensure_ascii=False).encode()  # NaN and 2**70: orjson refuses
+    parsed = parse_json(raw)
+    assert parsed["page"] == [1, 2**70] and np.isnan(parsed["x"][0])
+    plain = {k: v for k, v in values.items() if k == "title"}
+    assert parse_json(json.dumps(plain, ensure_ascii=False).encode()) == plain
 
 
 @pytest.fixture
