@@ -9,7 +9,6 @@ than k passages the rest of the index backfills after them.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -17,9 +16,24 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
 from bot.dates import DateIntent, parse_date_intent
+from bot.diversity import MAX_PER_DOC, collapse_duplicates, diversify
 from bot.focus import DocumentFocus
-from bot.lexical import LexicalIndex, tokenize
+from bot.lexical import LexicalIndex
+from bot.restricted import (
+    EXACT_MAX,
+    ChunkFilter,
+    Scored,
+    SearchesAmong,
+    flags,
+    focus_where,
+    search_among,
+)
+from bot.restricted import date_where as date_where  # re-exported: tests import it from here
+from bot.restricted import passes_date_where as passes_date_where
 from bot.types import Hit
 from ingest.lexical_store import LexicalFiles
 from ingest.sentence_vectors import SENTENCE_VECTORS_KEY
@@ -35,8 +49,6 @@ LEXICAL_WEIGHT = 1.0
 # "latest ...": among passages about as similar to the question as the best one (cosine
 # within this margin), the newest document goes first.
 RECENT_SIMILARITY_MARGIN = 0.1
-DUPLICATE_JACCARD = 0.8  # token-set overlap above which two passages count as one
-MAX_PER_DOC = 2
 DEDUP_WINDOW = 30  # fused candidates considered for the top k
 # all-MiniLM-L6-v2 is an English model: on Chinese questions its ranking is mostly noise.
 # Halving its weight there raised RGB zh answers 14/20 → 16/20 (retrieval 19/20 either way).
@@ -113,34 +125,6 @@ class Retrieval:
     query_vector: list[float] | None = None  # the question's embedding (the selector reuses it)
 
 
-def date_where(intent: DateIntent) -> dict[str, Any] | None:
-    """Chroma where-filter on ``date_ord`` (YYYYMMDD as an int) for the intent's window."""
-    clauses: list[dict[str, Any]] = []
-    if intent.start is not None:
-        clauses.append({"date_ord": {"$gte": int(intent.start.strftime("%Y%m%d"))}})
-    if intent.end is not None:
-        clauses.append({"date_ord": {"$lte": int(intent.end.strftime("%Y%m%d"))}})
-    if not clauses:
-        return None
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-def _date_ord_range(intent: DateIntent) -> tuple[int, int]:
-    """The window as ``date_where`` gives it to Chroma: inclusive YYYYMMDD bounds."""
-    lo = int(intent.start.strftime("%Y%m%d")) if intent.start is not None else 0
-    hi = int(intent.end.strftime("%Y%m%d")) if intent.end is not None else 99_999_999
-    return lo, hi
-
-
-def passes_date_where(iso_date: str | None, intent: DateIntent) -> bool:
-    """Whether Chroma's ``date_where(intent)`` keeps a chunk dated ``iso_date``: its
-    ``date_ord`` is the date's digits (``ingest.store.chunk_metadata``), absent if undated."""
-    if not iso_date:
-        return False
-    lo, hi = _date_ord_range(intent)
-    return lo <= int(iso_date.replace("-", "")) <= hi
-
-
 def rrf(ranked_lists: Sequence[tuple[Sequence[str], float]], k: int = RRF_K) -> dict[str, float]:
     """Reciprocal rank fusion: sum of ``weight / (k + rank)`` over the lists (rank 1-based)."""
     scores: dict[str, float] = {}
@@ -148,74 +132,6 @@ def rrf(ranked_lists: Sequence[tuple[Sequence[str], float]], k: int = RRF_K) -> 
         for rank, cid in enumerate(ids, start=1):
             scores[cid] = scores.get(cid, 0.0) + weight / (k + rank)
     return scores
-
-
-_SPACE_RE = re.compile(r"\s+")
-
-
-def _normalised(text: str) -> str:
-    return _SPACE_RE.sub(" ", text).strip().lower()
-
-
-_WORDS_RE = re.compile(r"\w+")
-
-
-def _dedup_tokens(norm: str) -> set[str]:
-    # Plain words suffice to spot near-copies and cost a tenth of full tokenising (no
-    # stemming); Chinese has no spaces, so it goes through the segmenter.
-    if CJK_RE.search(norm):
-        return set(tokenize(norm, keep_stop_words=True))
-    return set(_WORDS_RE.findall(norm))
-
-
-def collapse_duplicates(hits: Sequence[Hit], threshold: float = DUPLICATE_JACCARD) -> list[Hit]:
-    """Drop hits whose text repeats a better hit's (same text, or token Jaccard ≥ threshold)."""
-    kept: list[Hit] = []
-    kept_norm: set[str] = set()
-    kept_tokens: list[set[str]] = []
-    for hit in hits:
-        norm = _normalised(hit.text)
-        if norm in kept_norm:
-            continue
-        tokens = _dedup_tokens(norm)
-        if tokens and any(
-            len(tokens & other) / len(tokens | other) >= threshold for other in kept_tokens
-        ):
-            continue
-        kept.append(hit)
-        kept_norm.add(norm)
-        kept_tokens.append(tokens)
-    return kept
-
-
-def diversify(
-    hits: Sequence[Hit],
-    k: int,
-    max_per_doc: int = MAX_PER_DOC,
-    focus: frozenset[str] = frozenset(),
-) -> list[Hit]:
-    """Top ``k`` with at most ``max_per_doc`` per document, unless too few documents exist.
-
-    Documents in ``focus`` (the ones the question names) are not capped: passages of other
-    companies' filings add nothing to a question about one company. Hits over the cap fill
-    the remaining places in their original order.
-    """
-    chosen: list[Hit] = []
-    overflow: list[Hit] = []
-    per_doc: dict[str, int] = {}
-    for hit in hits:
-        cap = k if hit.doc_id in focus else max_per_doc
-        if per_doc.get(hit.doc_id, 0) < cap:
-            per_doc[hit.doc_id] = per_doc.get(hit.doc_id, 0) + 1
-            chosen.append(hit)
-        else:
-            overflow.append(hit)
-        if len(chosen) >= k:
-            break
-    if len(chosen) < k:
-        chosen.extend(overflow[: k - len(chosen)])
-        chosen.sort(key=lambda h: -h.score)
-    return chosen[:k]
 
 
 class Retriever:
@@ -232,6 +148,7 @@ class Retriever:
         lexical_weight: float = LEXICAL_WEIGHT,
         max_per_doc: int = MAX_PER_DOC,
         lexical_files: LexicalFiles | None = None,
+        exact_max: int = EXACT_MAX,
     ) -> None:
         self.store = store
         # The BM25 index saved beside the index (ingest keeps it current); without it,
@@ -243,10 +160,40 @@ class Retriever:
         self.dense_weight = dense_weight
         self.lexical_weight = lexical_weight
         self.max_per_doc = max_per_doc
+        # Filtered dense lists of at most this many chunks are ranked exactly (bot.restricted).
+        self.exact_max = exact_max
         self._lock = threading.Lock()
         self._lexical: LexicalIndex | None = None
         self._focus = DocumentFocus.build([])
         self._generation: str | None = None
+        self._filter: ChunkFilter | None = None
+
+    def chunk_filter(self, lexical: LexicalIndex) -> ChunkFilter:
+        """The document and date filter over ``lexical``'s chunks (made on first need)."""
+        made = self._filter
+        if made is None or made.lexical is not lexical:
+            # Two threads may both make it: equal filters, either is kept.
+            made = self._filter = ChunkFilter(lexical)
+        return made
+
+    def dense_within(
+        self,
+        vector: list[float],
+        lexical: LexicalIndex,
+        focus: frozenset[str],
+        window: DateIntent | None,
+    ) -> Scored:
+        """The dense list among the chunks of ``focus`` (all when empty) inside ``window``:
+        Chroma's query with ``focus_where``/``date_where``, found without their metadata
+        scan when the store allows (``bot.restricted``)."""
+        where = focus_where(focus, window) if focus else date_where(window) if window else None
+        if not isinstance(self.store, SearchesAmong):
+            return self.store.dense_search(vector, self.dense_k, where)
+        filt = self.chunk_filter(lexical)
+        positions = filt.passing(focus, window)
+        return search_among(
+            self.store, vector, self.dense_k, positions, filt, where, self.exact_max
+        )
 
     def lexical_index(self) -> LexicalIndex:
         """The BM25 index, rebuilt when an ingest has changed the store since the last build."""
@@ -323,18 +270,35 @@ class Retriever:
         vector: list[float],
         lexical: LexicalIndex,
         window: DateIntent | None,
-        allowed: list[bool] | None,
+        allowed: npt.NDArray[np.bool_] | None,
     ) -> tuple[Scored, Scored]:
         """Dense and BM25 lists within the documents the question names (or empty)."""
         if not focus:
             return [], []
-        dense = self.store.dense_search(vector, self.dense_k, _focus_where(focus, window))
-        mask = [
-            doc_id in focus and (allowed is None or allowed[i])
-            for i, doc_id in enumerate(lexical.column("doc_id"))
-        ]
-        found = lexical.search(question, self.lexical_k, allowed=mask)
+        dense = self.dense_within(vector, lexical, focus, window)
+        mask = self.chunk_filter(lexical).of_documents(focus)
+        if allowed is not None:
+            mask &= allowed
+        found = lexical.search(question, self.lexical_k, allowed=flags(mask))
         return dense, [(lexical.chunks[i], score) for i, score in found]
+
+    def _window_dense(
+        self, vector: list[float], lexical: LexicalIndex, window: DateIntent
+    ) -> Scored:
+        """In the window by the where-filter, plus undated chunks (a window cannot judge
+        them, and Chroma cannot filter on a missing key): best similarities first."""
+        k = self.dense_k
+        # A window few chunks fall in is ranked exactly (``dense_within``); the unfiltered
+        # search then only has to supply the undated chunks of its top k.
+        few = isinstance(self.store, SearchesAmong) and (
+            int(self.chunk_filter(lexical).in_window(window).sum()) <= self.exact_max
+        )
+        ranked = self.store.dense_search(vector, k if few else k * WINDOW_OVERFETCH)
+        inside = [] if few else [p for p in ranked if passes_date_where(p[0].date, window)]
+        if len(inside) < k:
+            inside = self.dense_within(vector, lexical, frozenset(), window)
+        undated = [p for p in ranked[:k] if not p[0].date]
+        return sorted([*inside[:k], *undated], key=lambda p: -p[1])[:k]
 
     def _fused(
         self,
@@ -350,22 +314,16 @@ class Retriever:
         if window is None:
             dense = self.store.dense_search(vector, self.dense_k)
         else:
-            # In the window by the where-filter, plus undated chunks (a window cannot judge
-            # them, and Chroma cannot filter on a missing key): best similarities first.
-            ranked = self.store.dense_search(vector, self.dense_k * WINDOW_OVERFETCH)
-            inside = [p for p in ranked if passes_date_where(p[0].date, window)]
-            if len(inside) < self.dense_k:
-                inside = self.store.dense_search(vector, self.dense_k, date_where(window))
-            undated = [p for p in ranked[: self.dense_k] if not p[0].date]
-            both = [*inside[: self.dense_k], *undated]
-            dense = sorted(both, key=lambda p: -p[1])[: self.dense_k]
+            dense = self._window_dense(vector, lexical, window)
         timings["dense_ms"] = timings.get("dense_ms", 0.0) + (time.perf_counter() - t0) * 1000
 
         t0 = time.perf_counter()
-        allowed = [not d or window.contains(d) for d in lexical.column("date")] if window else None
+        allowed = self.chunk_filter(lexical).lexical_allowed(window) if window else None
         lex = [
             (lexical.chunks[i], s)
-            for i, s in lexical.search(question, self.lexical_k, allowed=allowed)
+            for i, s in lexical.search(
+                question, self.lexical_k, allowed=flags(allowed) if allowed is not None else None
+            )
         ]
         timings["lexical_ms"] = timings.get("lexical_ms", 0.0) + (time.perf_counter() - t0) * 1000
 
@@ -396,15 +354,6 @@ class Retriever:
         ]
         timings["fusion_ms"] = timings.get("fusion_ms", 0.0) + (time.perf_counter() - t0) * 1000
         return hits
-
-
-Scored = list[tuple[IndexedChunk, float]]
-
-
-def _focus_where(doc_ids: frozenset[str], window: DateIntent | None) -> dict[str, Any]:
-    where: dict[str, Any] = {"doc_id": {"$in": sorted(doc_ids)}}
-    date_filter = date_where(window) if window is not None else None
-    return {"$and": [where, date_filter]} if date_filter else where
 
 
 def _prefer_recent(

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import chromadb
+import numpy as np
+import numpy.typing as npt
 from chromadb.api import ClientAPI
 from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings as ChromaClientSettings
@@ -224,15 +226,26 @@ class IndexStore:
         return out
 
     def dense_search(
-        self, query_embedding: list[float], k: int, where: dict[str, Any] | None = None
+        self,
+        query_embedding: list[float],
+        k: int,
+        where: dict[str, Any] | None = None,
+        *,
+        ids: Sequence[str] | None = None,
     ) -> list[tuple[IndexedChunk, float]]:
-        """Nearest chunks by cosine similarity (higher is better)."""
-        if k <= 0:
+        """Nearest chunks by cosine similarity (higher is better), among ``ids`` if given.
+
+        ``ids`` restricts the search as a where-filter would, without Chroma evaluating
+        the filter against every chunk's metadata (0.1-0.6 s at 100k chunks); an id
+        Chroma does not hold makes it raise.
+        """
+        if k <= 0 or (ids is not None and not ids):
             return []
         got = self.collection.query(
             query_embeddings=[query_embedding],
             n_results=k,
             where=where,
+            ids=list(ids) if ids is not None else None,
             include=["documents", "metadatas", "distances"],
         )
         # One query embedding in, so every column holds one row list. The collection uses
@@ -245,6 +258,19 @@ class IndexStore:
             (to_indexed(cid, text or "", dict(meta or {})), 1.0 - float(dist))
             for cid, text, meta, dist in zip(ids, texts, metas, distances, strict=True)
         ]
+
+    def vectors(self, ids: Sequence[str]) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """The stored embeddings of the chunks with these ids, as (ids, one row each), in
+        Chroma's order; ids it does not hold are left out."""
+        found: list[str] = []
+        rows: list[npt.NDArray[np.float32]] = []
+        for batch in _batches(ids):
+            got = self.collection.get(ids=batch, include=["embeddings"])
+            found.extend(got["ids"])
+            if got["ids"]:
+                rows.append(np.asarray(got["embeddings"], dtype=np.float32))
+        dim = rows[0].shape[1] if rows else 0
+        return found, np.concatenate(rows) if rows else np.zeros((0, dim), np.float32)
 
     # -- writing (ingest only) -------------------------------------------------------------
 

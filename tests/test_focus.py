@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bot.diversity import diversify
 from bot.focus import DocumentFocus, question_terms
-from bot.retrieval import diversify
 from bot.types import Hit
 from ingest.types import IndexedChunk
 from tests.hits import make_hit

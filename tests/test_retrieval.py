@@ -13,16 +13,9 @@ from typing import Any
 import pytest
 
 from bot.dates import REPORTING_LAG, parse_date_intent
+from bot.diversity import collapse_duplicates, diversify
 from bot.extractive import extractive_answer
-from bot.retrieval import (
-    CJK_DENSE_FACTOR,
-    Retriever,
-    collapse_duplicates,
-    date_where,
-    dense_weight_for,
-    diversify,
-    rrf,
-)
+from bot.retrieval import CJK_DENSE_FACTOR, Retriever, date_where, dense_weight_for, rrf
 from bot.settings import Settings
 from bot.types import Hit
 from ingest.embeddings import LocalEmbeddings

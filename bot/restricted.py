@@ -1,0 +1,202 @@
+"""Dense search within the chunks a question restricts it to: named documents, a date window.
+
+Chroma's where-filters (``doc_id $in``, a ``date_ord`` range) are evaluated against every
+chunk's metadata on each query: at 100k chunks that cost 95-460 ms for a document focus and
+0.3-0.6 s for a date range (5 s the first time), and was the tail of warm answers. The
+retriever knows which chunks pass already — the BM25 index's columns hold each chunk's
+document and date (``ChunkFilter``) — so the list is found without that scan:
+
+- a few chunks (≤ ``EXACT_MAX``): their stored vectors (``collection.get(ids=…,
+  include=["embeddings"])``, ~0.07 ms a chunk) ranked by exact cosine, which is at least as
+  good as HNSW's filtered search;
+- more: Chroma's query restricted by ``ids=`` — the same filtered HNSW search a where-filter
+  ends in, without the metadata scan (17-65 ms for 1k-30k of 100k chunks).
+
+HNSW's filtered search slows down as the allowed set gets sparse (130-175 ms for ≤ 100 of
+100k chunks, 13-40 ms for 400-3,000; `bench/RESULTS.md`); the exact ranking grows with the
+set. The two cross near 400 chunks at 100k and 300 at 36k.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, Protocol, cast, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+from chromadb.errors import ChromaError
+
+from bot.dates import DateIntent
+from ingest.lexical import LexicalIndex
+from ingest.types import IndexedChunk
+
+EXACT_MAX = 400  # chunks ranked by exact cosine; above, Chroma's query among their ids
+
+Scored = list[tuple[IndexedChunk, float]]
+BoolArray = npt.NDArray[np.bool_]
+Positions = npt.NDArray[np.int64]
+
+
+@runtime_checkable
+class SearchesAmong(Protocol):
+    """A store that can search among given chunk ids and hand out their vectors
+    (``ingest.store.IndexStore``). Stores without it get Chroma's where-filters."""
+
+    def vectors(self, ids: Sequence[str]) -> tuple[list[str], npt.NDArray[np.float32]]: ...
+
+    def dense_search(
+        self,
+        query_embedding: list[float],
+        k: int,
+        where: dict[str, Any] | None = None,
+        *,
+        ids: Sequence[str] | None = None,
+    ) -> Scored: ...
+
+
+def date_where(intent: DateIntent) -> dict[str, Any] | None:
+    """Chroma where-filter on ``date_ord`` (YYYYMMDD as an int) for the intent's window."""
+    clauses: list[dict[str, Any]] = []
+    if intent.start is not None:
+        clauses.append({"date_ord": {"$gte": int(intent.start.strftime("%Y%m%d"))}})
+    if intent.end is not None:
+        clauses.append({"date_ord": {"$lte": int(intent.end.strftime("%Y%m%d"))}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def focus_where(doc_ids: frozenset[str], window: DateIntent | None) -> dict[str, Any]:
+    """Chroma where-filter on the named documents, within ``window`` if there is one."""
+    where: dict[str, Any] = {"doc_id": {"$in": sorted(doc_ids)}}
+    date_filter = date_where(window) if window is not None else None
+    return {"$and": [where, date_filter]} if date_filter else where
+
+
+def _date_ord_range(intent: DateIntent) -> tuple[int, int]:
+    """The window as ``date_where`` gives it to Chroma: inclusive YYYYMMDD bounds."""
+    lo = int(intent.start.strftime("%Y%m%d")) if intent.start is not None else 0
+    hi = int(intent.end.strftime("%Y%m%d")) if intent.end is not None else 99_999_999
+    return lo, hi
+
+
+def passes_date_where(iso_date: str | None, intent: DateIntent) -> bool:
+    """Whether Chroma's ``date_where(intent)`` keeps a chunk dated ``iso_date``: its
+    ``date_ord`` is the date's digits (``ingest.store.chunk_metadata``), absent if undated."""
+    if not iso_date:
+        return False
+    lo, hi = _date_ord_range(intent)
+    return lo <= int(iso_date.replace("-", "")) <= hi
+
+
+UNDATED = 0
+
+
+def _date_ord(iso_date: str | None) -> tuple[int, bool]:
+    """A chunk's ``date_ord`` as Chroma holds it (``ingest.store.chunk_metadata``: the
+    date's digits; 0 when undated, -1 when not digits), and whether ``DateIntent.contains``
+    can place the date in a window at all (it is a real day)."""
+    if not iso_date:
+        return UNDATED, False
+    digits = iso_date.replace("-", "")
+    try:
+        date.fromisoformat(iso_date[:10])
+    except ValueError:
+        return (int(digits) if digits.isdigit() else -1), False
+    return (int(digits) if digits.isdigit() else -1), True
+
+
+class ChunkFilter:
+    """Which chunks of one BM25 index a document or date filter keeps (by position in its
+    ``chunks``), from its columns. Made once per index (~30 ms at 100k chunks)."""
+
+    def __init__(self, lexical: LexicalIndex) -> None:
+        self.lexical = lexical
+        self.chunk_ids: Sequence[str] = lexical.column("chunk_id")
+        dates = lexical.column("date")
+        ords = {d: _date_ord(d) for d in set(dates)}  # a few hundred distinct dates
+        self.date_ord = np.fromiter((ords[d][0] for d in dates), dtype=np.int64, count=len(dates))
+        self._real_day = np.fromiter((ords[d][1] for d in dates), dtype=bool, count=len(dates))
+        by_doc: dict[str, list[int]] = {}
+        for i, doc_id in enumerate(lexical.column("doc_id")):
+            by_doc.setdefault(doc_id, []).append(i)
+        self._by_doc = {d: np.asarray(p, dtype=np.int64) for d, p in by_doc.items()}
+
+    def in_window(self, window: DateIntent) -> BoolArray:
+        """Dated chunks inside ``window``: what Chroma's ``date_where(window)`` keeps."""
+        lo, hi = _date_ord_range(window)
+        return (self.date_ord >= max(lo, 1)) & (self.date_ord <= hi)
+
+    def lexical_allowed(self, window: DateIntent) -> BoolArray:
+        """Chunks BM25 may return for ``window``: inside it, or undated (nothing says they
+        are outside)."""
+        undated: BoolArray = self.date_ord == UNDATED
+        return undated | (self._real_day & self.in_window(window))
+
+    def of_documents(self, doc_ids: frozenset[str]) -> BoolArray:
+        mask = np.zeros(len(self.date_ord), dtype=bool)
+        for doc_id in doc_ids:
+            mask[self._by_doc.get(doc_id, np.zeros(0, np.int64))] = True
+        return mask
+
+    def passing(self, focus: frozenset[str], window: DateIntent | None) -> Positions:
+        """Positions of the chunks ``focus_where(focus, window)`` keeps (``date_where(window)``
+        when ``focus`` is empty)."""
+        if focus:
+            none = np.zeros(0, np.int64)
+            parts = [self._by_doc.get(d, none) for d in focus]
+            positions: Positions = np.sort(np.concatenate(parts))
+            if window is None:
+                return positions
+            return positions[self.in_window(window)[positions]]
+        if window is None:
+            return np.arange(len(self.date_ord), dtype=np.int64)
+        return np.flatnonzero(self.in_window(window)).astype(np.int64)
+
+
+def flags(mask: BoolArray) -> Sequence[bool]:
+    """``mask`` as ``LexicalIndex.search``'s ``allowed`` (one flag per chunk): it reads it
+    with ``np.asarray``, which takes a bool array as it is, where a list of 100k flags
+    would cost ~10 ms to make."""
+    return cast(Sequence[bool], mask)
+
+
+def search_among(
+    store: SearchesAmong,
+    vector: list[float],
+    k: int,
+    positions: Positions,
+    chunk_filter: ChunkFilter,
+    where: dict[str, Any] | None,
+    exact_max: int = EXACT_MAX,
+) -> Scored:
+    """The ``k`` chunks at ``positions`` of the filter's BM25 index nearest to ``vector`` by
+    cosine, best first: the list Chroma's query with ``where`` gives when ``positions`` are
+    the chunks ``where`` keeps (exact for a few, Chroma's filtered HNSW among their ids for
+    more).
+
+    Chunks ranked here are the BM25 index's objects, without sentence vectors (retrieval
+    fetches those for the hits it keeps). If Chroma no longer holds some of the ids (an
+    ingest is replacing them), its ``where`` query answers instead.
+    """
+    if k <= 0 or positions.size == 0:
+        return []
+    chunks = chunk_filter.lexical.chunks
+    ids = [chunk_filter.chunk_ids[p] for p in positions.tolist()]
+    if len(ids) > exact_max:
+        try:
+            return store.dense_search(vector, k, ids=ids)
+        except ChromaError:  # "Error finding id": the index changed under this BM25 index
+            return store.dense_search(vector, k, where)
+    found, vectors = store.vectors(ids)
+    if not found:
+        return []
+    at = dict(zip(ids, positions.tolist(), strict=True))
+    query = np.asarray(vector, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1) * float(np.linalg.norm(query))
+    similarity = (vectors @ query) / np.where(norms > 0, norms, 1.0)
+    # Ties keep the BM25 index's order, so results are reproducible.
+    keys = np.asarray([at[cid] for cid in found])
+    order = np.lexsort((keys, -similarity))[:k]
+    return [(chunks[at[found[i]]], float(similarity[i])) for i in order]
