@@ -318,11 +318,20 @@ def measure_serving(data: Path, questions: list[str]) -> Row:
     service.warm_up()
     warm_up_s = time.perf_counter() - t0
     latencies = []
-    for q in questions:
+    load = [load_average()]
+    slowest: list[tuple[float, int, dict[str, float]]] = []
+    for i, q in enumerate(questions):
         t0 = time.perf_counter()
-        service.answer(q)
+        timings = service.answer(q).timings_ms
         latencies.append((time.perf_counter() - t0) * 1000)
+        slowest.append((latencies[-1], i, timings))
+    load.append(load_average())
     rss_mb = peak_rss_mb()
+    # What makes the tail: the slowest answers' own steps (the service's ``timings_ms``).
+    slowest.sort(key=lambda s: -s[0])
+    tail = [{"ms": round(ms), "question": i,
+             **{k: round(v) for k, v in t.items() if k != "total_ms" and v >= 5}}
+            for ms, i, t in slowest[:3]]  # fmt: skip
     # One press release dropped into the documents folder, as the watcher would ingest it.
     # The documents folder is the one the index's files are recorded under, so the run
     # touches nothing but the new file.
@@ -346,7 +355,8 @@ def measure_serving(data: Path, questions: list[str]) -> Row:
     cited = [c.hit for c in answer.citations] or answer.nearest
     found = any("qingdao" in h.path for h in cited)
     return {"warm_up_s": warm_up_s, "p50_ms": percentile(latencies, 50),
-            "p95_ms": percentile(latencies, 95), "rss_mb": rss_mb, "add_ingest_s": ingest_s,
+            "p95_ms": percentile(latencies, 95), "serving_load": load, "slowest": tail,
+            "rss_mb": rss_mb, "add_ingest_s": ingest_s,
             "add_answerable_s": answerable_s, "add_found": found,
             "add_lexical_ms": answer.timings_ms.get("lexical_index_ms", 0.0)}  # fmt: skip
 
@@ -451,9 +461,11 @@ def help_seconds(code: Path | None, runs: int = 3) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def child(kind: str, data: Path, questions: list[str]) -> Row:
+def child(kind: str, data: Path, questions: list[str], code: Path | None = None) -> Row:
+    """One measurement in a fresh process, by this code or by the checkout ``code``."""
+    script = code / "bench" / "scale_bench.py" if code else Path(__file__)
     out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--data", str(data),
+        [sys.executable, str(script), "--child", kind, "--data", str(data),
          "--questions-json", json.dumps(questions)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
@@ -476,6 +488,18 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="checkout of the previous code (cold ask)")
     parser.add_argument("--parts", default="lexical,cold,naive,serving",
                         help="what to measure per size (comma-separated)")  # fmt: skip
+    parser.add_argument(
+        "--serve-rounds",
+        type=int,
+        default=1,
+        help="times the warm answers go through the questions",
+    )
+    parser.add_argument(
+        "--serve-ab",
+        type=int,
+        default=0,
+        help="with --before: this many alternating warm runs of each code",
+    )
     parser.add_argument("--child", choices=["lexical", "serving", "naive"])
     parser.add_argument("--data", type=Path)
     parser.add_argument("--questions-json")
@@ -504,7 +528,7 @@ def main() -> None:
     questions = [str(q["question"]) for q in financebench_questions()[: args.questions]]
     print(f"Corpus: {len(rows)} real chunks; vectors: {len(vectors)} embedded samples + noise")
     parts = set(args.parts.split(","))
-    results, steps = [], []
+    results, steps, ab_runs = [], [], []
     for n in [int(s) for s in args.sizes.split(",")]:
         started = time.perf_counter()
         data = build(args.work, rows, vectors, n, sentence_pool)
@@ -534,12 +558,27 @@ def main() -> None:
         if "naive" in parts:
             row |= child("naive", data, questions)
         if "serving" in parts:
-            row |= child("serving", data, questions)  # last: it adds a document to the index
+            # Last: it adds a document to the index (the same file each run: it replaces it).
+            asked = questions * args.serve_rounds
+            for ab in range(args.serve_ab if args.before else 0):
+                for key, code in (("now", None), ("before", args.before)):
+                    run = child("serving", data, asked, code)
+                    keep = ("p50_ms", "p95_ms", "serving_load", "slowest")
+                    ab_runs.append({"chunks": n, "code": key, "round": ab,
+                                    **{k: run[k] for k in keep if k in run}})  # fmt: skip
+                    print(json.dumps(ab_runs[-1]), flush=True)
+            row |= child("serving", data, asked)
         results.append(row)
         print(json.dumps(row), flush=True)
     report(results)
     if steps:
         report_steps(steps)
+    if ab_runs:
+        print("\nWarm answering, this code and --before's alternating (ms; load average 1 min)")
+        print(table(["chunks", "code", "round", "p50", "p95", "load"],
+                    [[r["chunks"], r["code"], r["round"], r.get("p50_ms", float("nan")),
+                      r.get("p95_ms", float("nan")), str(r.get("serving_load", ""))]
+                     for r in ab_runs]))  # fmt: skip
 
 
 def report(results: list[Row]) -> None:
