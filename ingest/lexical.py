@@ -18,6 +18,7 @@ Lucene does. The formula is bm25s's default, "lucene": idf = ln(1 + (N - df + 0.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 import uuid
@@ -80,10 +81,23 @@ class Segment:
     name: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     # ``source_terms`` of the segment's documents, when known (saved segments carry them).
     sources: Mapping[Source, frozenset[str]] = field(default_factory=dict)
+    # Term ids in the terms' sorted order, when saved with the segment: a question's few
+    # terms are then found by binary search, without the dict of every term (36k chunks:
+    # 0.5M terms, 40-90 ms of a one-shot ask's first search).
+    term_order: npt.NDArray[np.int32] | None = None
 
     @cached_property
     def vocab(self) -> dict[str, int]:
         return {t: i for i, t in enumerate(self.terms)}
+
+    def term_id(self, term: str) -> int | None:
+        """The local id of ``term``, or None when no chunk of the segment has it."""
+        order = self.term_order
+        if order is None or "vocab" in self.__dict__:
+            return self.vocab.get(term)
+        terms = self.terms
+        at = bisect.bisect_left(order, term, key=lambda i: terms[i])
+        return int(order[at]) if at < len(order) and terms[order[at]] == term else None
 
     @classmethod
     def build(cls, chunks: Sequence[IndexedChunk], tok: Tokenize = tokenize) -> Segment:
@@ -109,6 +123,11 @@ class Segment:
 
     def __len__(self) -> int:
         return len(self.chunks)
+
+
+def sorted_term_order(terms: Sequence[str]) -> npt.NDArray[np.int32]:
+    """Term ids ordered by their terms (what ``Segment.term_order`` holds)."""
+    return np.asarray(sorted(range(len(terms)), key=terms.__getitem__), dtype=np.int32)
 
 
 def _indptr(sorted_terms: npt.NDArray[np.int64], n_terms: int) -> npt.NDArray[np.int64]:
@@ -280,7 +299,7 @@ class LexicalIndex:
     def _postings(self, term: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         pos_parts, tf_parts = [], []
         for seg, alive, offset in zip(self.segments, self.live, self._offsets, strict=False):
-            t = seg.vocab.get(term)
+            t = seg.term_id(term)
             if t is None:
                 continue
             start, end = seg.indptr[t], seg.indptr[t + 1]

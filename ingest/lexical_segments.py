@@ -3,7 +3,8 @@
 A segment ``<name>`` is four files, each written once and never changed:
 
 - ``.npz``: the postings (``indptr``, ``docs``, ``tfs``), chunk ``lengths``, the
-  ``terms``, and ``text_ends``, where each chunk's text ends in ``.text``;
+  ``terms``, their ids in sorted order (``term_order``: a search finds a question's terms
+  by binary search), and ``text_ends``, where each chunk's text ends in ``.text``;
 - ``.ids.json``: chunk_id, doc_id and path, column-wise (what ingest compares with the
   manifest, without reading any text);
 - ``.json``: the chunks' other fields but the text, column-wise, and under ``sources``
@@ -35,7 +36,7 @@ import numpy as np
 import orjson
 
 from ingest.chunk_columns import FIELDS, ChunkColumns, TextColumn, column
-from ingest.lexical import Segment, Source, source_terms
+from ingest.lexical import Segment, Source, sorted_term_order, source_terms
 
 FILES = ("npz", "ids.json", "json", "text")
 # Enough to tell which documents a segment holds, so ingest can update the files without
@@ -57,10 +58,27 @@ def kinds(entry: dict[str, Any]) -> tuple[str, ...]:
     return FILES[: len(entry["crc32"])]
 
 
+def entry_of(segment: Segment, crc32: list[int], deleted: list[int]) -> dict[str, Any]:
+    """The ``index.json`` entry of a segment whose files (this layout) have ``crc32``."""
+    return {
+        "name": segment.name,
+        "chunks": len(segment),
+        "deleted": deleted,
+        "crc32": crc32,
+        "sources": sources_fingerprint(),
+        "term_order": True,
+    }
+
+
 def is_current(entry: dict[str, Any]) -> bool:
-    """Whether the entry's files have this layout (not the three-file one before it) and
-    saved sources made by this rule; a save writes other segments anew."""
-    return len(entry["crc32"]) == len(FILES) and entry.get("sources") == sources_fingerprint()
+    """Whether the entry's files have this layout (not the three-file one before it, nor
+    one without the terms' sorted order) and saved sources made by this rule; a save
+    writes other segments anew."""
+    return (
+        len(entry["crc32"]) == len(FILES)
+        and entry.get("sources") == sources_fingerprint()
+        and entry.get("term_order") is True
+    )
 
 
 def read_file(folder: Path, entry: dict[str, Any], kind: str) -> bytes:
@@ -110,8 +128,11 @@ def read_segment(folder: Path, entry: dict[str, Any]) -> Segment:
         lengths=arrays["lengths"],
         name=name,
         sources=sources,
+        term_order=arrays["term_order"] if "term_order" in arrays.files else None,
     )
     terms_ok = len(segment.indptr) == len(segment.terms) + 1
+    if segment.term_order is not None and len(segment.term_order) != len(segment.terms):
+        terms_ok = False
     if not terms_ok or len(segment.lengths) != len(segment.chunks):
         raise ValueError(f"segment {name} is inconsistent")
     return segment
@@ -134,6 +155,7 @@ def write_segment(folder: Path, segment: Segment) -> list[int]:
         lengths=segment.lengths,
         terms=np.frombuffer(terms, dtype=np.uint8),
         text_ends=text_ends,
+        term_order=sorted_term_order(segment.terms),
     )
     ids = {f: list(column(segment.chunks, f)) for f in ID_FIELDS}
     rest: dict[str, Any] = {

@@ -35,11 +35,11 @@ from ingest.chinese_words import use_folder
 from ingest.lexical import MAX_SEGMENTS, LexicalIndex, Segment
 from ingest.lexical_segments import (
     ID_FIELDS,
+    entry_of,
     is_current,
     kinds,
     read_file,
     read_segment,
-    sources_fingerprint,
     write_atomic,
     write_segment,
 )
@@ -142,13 +142,7 @@ class LexicalFiles:
             if segment.name in old:  # an older layout: written anew, under a new name
                 segment = replace(segment, name=uuid.uuid4().hex[:16])
             crc = known.get(segment.name) or write_segment(self.dir, segment)
-            entries.append({
-                "name": segment.name,
-                "chunks": len(segment),
-                "deleted": np.flatnonzero(~alive).tolist(),
-                "crc32": crc,
-                "sources": sources_fingerprint(),
-            })  # fmt: skip
+            entries.append(entry_of(segment, crc, np.flatnonzero(~alive).tolist()))
         self._write_head(entries, generation, len(index))
 
     def _write_head(self, entries: list[dict[str, Any]], generation: str, chunks: int) -> None:
@@ -260,9 +254,7 @@ class LexicalFiles:
             entries[s]["deleted"].append(pos)
         if fetch:
             segment = Segment.build(source.get_chunks(fetch))
-            entries.append({"name": segment.name, "chunks": len(segment), "deleted": [],
-                            "crc32": write_segment(self.dir, segment),
-                            "sources": sources_fingerprint()})  # fmt: skip
+            entries.append(entry_of(segment, write_segment(self.dir, segment), []))
         entries = [e for e in entries if len(e["deleted"]) < e["chunks"]]
         self._write_head(entries, generation, len(where) - len(removed) + len(fetch))
         return True
