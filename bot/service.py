@@ -46,11 +46,13 @@ class AnswerService:
         llm: LLMAnswerer | None = None,
     ) -> None:
         self.settings = settings
+        lexical_files = LexicalFiles(settings.data_dir)
+        # The BM25 files are read on a thread while the model and Chroma load (the first
+        # answer of a one-shot ask needs all three).
+        lexical_files.preload()
         self.embeddings = embeddings or make_embeddings(settings)
         self.store = store or open_index(settings, self.embeddings)
-        self.retriever = Retriever(
-            self.store, self.embeddings, lexical_files=LexicalFiles(settings.data_dir)
-        )
+        self.retriever = Retriever(self.store, self.embeddings, lexical_files=lexical_files)
         self.llm = llm
         if self.llm is None and settings.answerer == "llm":
             from bot.llm import LLMAnswerer
