@@ -7,7 +7,7 @@ passages, and one long document can fill every place. Pure.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from bot.lexical import tokenize
 from bot.types import Hit
@@ -35,9 +35,11 @@ def _dedup_tokens(norm: str) -> set[str]:
     return set(_WORDS_RE.findall(norm))
 
 
-def collapse_duplicates(hits: Sequence[Hit], threshold: float = DUPLICATE_JACCARD) -> list[Hit]:
-    """Drop hits whose text repeats a better hit's (same text, or token Jaccard ≥ threshold)."""
-    kept: list[Hit] = []
+def distinct(hits: Iterable[Hit], threshold: float = DUPLICATE_JACCARD) -> Iterator[Hit]:
+    """The hits whose text repeats no better hit's (same text, or token Jaccard ≥
+    threshold), one at a time: whether a hit is kept depends only on the hits before it,
+    so a reader that needs the first few (``diversify``) tokenises only as far as it reads
+    (segmenting a Chinese passage costs 1-3 ms; the head holds 30)."""
     kept_norm: set[str] = set()
     kept_tokens: list[set[str]] = []
     for hit in hits:
@@ -49,14 +51,18 @@ def collapse_duplicates(hits: Sequence[Hit], threshold: float = DUPLICATE_JACCAR
             len(tokens & other) / len(tokens | other) >= threshold for other in kept_tokens
         ):
             continue
-        kept.append(hit)
+        yield hit
         kept_norm.add(norm)
         kept_tokens.append(tokens)
-    return kept
+
+
+def collapse_duplicates(hits: Sequence[Hit], threshold: float = DUPLICATE_JACCARD) -> list[Hit]:
+    """Drop hits whose text repeats a better hit's (same text, or token Jaccard ≥ threshold)."""
+    return list(distinct(hits, threshold))
 
 
 def diversify(
-    hits: Sequence[Hit],
+    hits: Iterable[Hit],
     k: int,
     max_per_doc: int = MAX_PER_DOC,
     focus: frozenset[str] = frozenset(),
@@ -65,7 +71,7 @@ def diversify(
 
     Documents in ``focus`` (the ones the question names) are not capped: passages of other
     companies' filings add nothing to a question about one company. Hits over the cap fill
-    the remaining places in their original order.
+    the remaining places in their original order. Reads ``hits`` only until it has k.
     """
     chosen: list[Hit] = []
     overflow: list[Hit] = []

@@ -12,6 +12,10 @@ document and date (``ChunkFilter``) — so the list is found without that scan:
 - more: Chroma's query restricted by ``ids=`` — the same filtered HNSW search a where-filter
   ends in, without the metadata scan (17-65 ms for 1k-30k of 100k chunks).
 
+Either way the chunks come from the BM25 index, not from Chroma's rows: reading 30 rows (texts
+and metadata holding sentence vectors) cost 20-30 ms where the HNSW search itself took ~3 ms
+(``ChunkFilter.scored``). Unfiltered dense searches are served the same way.
+
 HNSW's filtered search slows down as the allowed set gets sparse (130-175 ms for ≤ 100 of
 100k chunks, 13-40 ms for 400-3,000; `bench/RESULTS.md`); the exact ranking grows with the
 set. The two cross near 400 chunks at 100k and 300 at 36k.
@@ -40,19 +44,22 @@ Positions = npt.NDArray[np.int64]
 
 @runtime_checkable
 class SearchesAmong(Protocol):
-    """A store that can search among given chunk ids and hand out their vectors
-    (``ingest.store.IndexStore``). Stores without it get Chroma's where-filters."""
+    """A store that answers a dense search with ids alone, can search among given ids,
+    and hands out stored vectors (``ingest.store.IndexStore``). Stores without it get
+    Chroma's rows and where-filters."""
 
     def vectors(self, ids: Sequence[str]) -> tuple[list[str], npt.NDArray[np.float32]]: ...
 
-    def dense_search(
+    def get_chunks(self, ids: Sequence[str]) -> list[IndexedChunk]: ...
+
+    def nearest(
         self,
         query_embedding: list[float],
         k: int,
         where: dict[str, Any] | None = None,
         *,
         ids: Sequence[str] | None = None,
-    ) -> Scored: ...
+    ) -> list[tuple[str, float]]: ...
 
 
 def date_where(intent: DateIntent) -> dict[str, Any] | None:
@@ -109,11 +116,13 @@ def _date_ord(iso_date: str | None) -> tuple[int, bool]:
 
 class ChunkFilter:
     """Which chunks of one BM25 index a document or date filter keeps (by position in its
-    ``chunks``), from its columns. Made once per index (~30 ms at 100k chunks)."""
+    ``chunks``), from its columns, and the chunks a dense search names by id. Made once
+    per index (~30 ms at 100k chunks)."""
 
     def __init__(self, lexical: LexicalIndex) -> None:
         self.lexical = lexical
         self.chunk_ids: Sequence[str] = lexical.column("chunk_id")
+        self.position = {cid: i for i, cid in enumerate(self.chunk_ids)}
         dates = lexical.column("date")
         ords = {d: _date_ord(d) for d in set(dates)}  # a few hundred distinct dates
         self.date_ord = np.fromiter((ords[d][0] for d in dates), dtype=np.int64, count=len(dates))
@@ -139,6 +148,21 @@ class ChunkFilter:
         for doc_id in doc_ids:
             mask[self._by_doc.get(doc_id, np.zeros(0, np.int64))] = True
         return mask
+
+    def scored(self, found: Sequence[tuple[str, float]], store: SearchesAmong) -> Scored:
+        """``(chunk, similarity)`` for a dense search's ``(id, similarity)``: the BM25
+        index's chunk objects (without sentence vectors: retrieval fetches those for the
+        hits it keeps); ids it does not know yet (an ingest running) are read from Chroma."""
+        missing = [cid for cid, _ in found if cid not in self.position]
+        extra = {c.chunk_id: c for c in store.get_chunks(missing)} if missing else {}
+        chunks = self.lexical.chunks
+        out: Scored = []
+        for cid, similarity in found:
+            at = self.position.get(cid)
+            chunk = chunks[at] if at is not None else extra.get(cid)
+            if chunk is not None:
+                out.append((chunk, similarity))
+        return out
 
     def passing(self, focus: frozenset[str], window: DateIntent | None) -> Positions:
         """Positions of the chunks ``focus_where(focus, window)`` keeps (``date_where(window)``
@@ -186,17 +210,18 @@ def search_among(
     ids = [chunk_filter.chunk_ids[p] for p in positions.tolist()]
     if len(ids) > exact_max:
         try:
-            return store.dense_search(vector, k, ids=ids)
+            found = store.nearest(vector, k, ids=ids)
         except ChromaError:  # "Error finding id": the index changed under this BM25 index
-            return store.dense_search(vector, k, where)
-    found, vectors = store.vectors(ids)
-    if not found:
+            found = store.nearest(vector, k, where)
+        return chunk_filter.scored(found, store)
+    held, vectors = store.vectors(ids)
+    if not held:
         return []
     at = dict(zip(ids, positions.tolist(), strict=True))
     query = np.asarray(vector, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1) * float(np.linalg.norm(query))
     similarity = (vectors @ query) / np.where(norms > 0, norms, 1.0)
     # Ties keep the BM25 index's order, so results are reproducible.
-    keys = np.asarray([at[cid] for cid in found])
+    keys = np.asarray([at[cid] for cid in held])
     order = np.lexsort((keys, -similarity))[:k]
-    return [(chunks[at[found[i]]], float(similarity[i])) for i in order]
+    return [(chunks[at[held[i]]], float(similarity[i])) for i in order]

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.dates import DateIntent, parse_date_intent
-from bot.diversity import MAX_PER_DOC, collapse_duplicates, diversify
+from bot.diversity import MAX_PER_DOC, distinct, diversify
 from bot.focus import DocumentFocus
 from bot.lexical import LexicalIndex
 from bot.restricted import (
@@ -256,7 +256,7 @@ class Retriever:
         # Only the head of the fused list can reach the top k; comparing every candidate
         # (up to four lists of 30) for near-duplicates cost more than the searches did.
         head = fused[: max(DEDUP_WINDOW, 6 * k)]
-        hits = diversify(collapse_duplicates(head), k, self.max_per_doc, focus)
+        hits = diversify(distinct(head), k, self.max_per_doc, focus)
         timings["dedup_ms"] = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
         hits = with_sentence_vectors(self.store, hits)
@@ -282,6 +282,12 @@ class Retriever:
         found = lexical.search(question, self.lexical_k, allowed=flags(mask))
         return dense, [(lexical.chunks[i], score) for i, score in found]
 
+    def dense(self, vector: list[float], k: int, lexical: LexicalIndex) -> Scored:
+        """The unfiltered dense list; its chunks from ``lexical`` when the store allows."""
+        if not isinstance(self.store, SearchesAmong):
+            return self.store.dense_search(vector, k)
+        return self.chunk_filter(lexical).scored(self.store.nearest(vector, k), self.store)
+
     def _window_dense(
         self, vector: list[float], lexical: LexicalIndex, window: DateIntent
     ) -> Scored:
@@ -293,7 +299,7 @@ class Retriever:
         few = isinstance(self.store, SearchesAmong) and (
             int(self.chunk_filter(lexical).in_window(window).sum()) <= self.exact_max
         )
-        ranked = self.store.dense_search(vector, k if few else k * WINDOW_OVERFETCH)
+        ranked = self.dense(vector, k if few else k * WINDOW_OVERFETCH, lexical)
         inside = [] if few else [p for p in ranked if passes_date_where(p[0].date, window)]
         if len(inside) < k:
             inside = self.dense_within(vector, lexical, frozenset(), window)
@@ -312,7 +318,7 @@ class Retriever:
         window = intent if intent is not None and intent.has_window else None
         t0 = time.perf_counter()
         if window is None:
-            dense = self.store.dense_search(vector, self.dense_k)
+            dense = self.dense(vector, self.dense_k, lexical)
         else:
             dense = self._window_dense(vector, lexical, window)
         timings["dense_ms"] = timings.get("dense_ms", 0.0) + (time.perf_counter() - t0) * 1000

@@ -15,6 +15,7 @@ size), so its lists are the exact ones and the comparison is deterministic.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,25 @@ def test_retrieval_fuses_the_same_lists_as_with_where_filters(
                     (h.chunk_id, h.dense_rank, h.lexical_rank) for h in want
                 ], (focus, window)
                 assert [h.score for h in got] == pytest.approx([h.score for h in want])
+
+
+def test_the_unfiltered_list_is_chromas_with_the_bm25_indexs_chunks(
+    store: IndexStore, model_dir: Path
+) -> None:
+    everything = store.all_chunks()
+    behind = [c for c in everything if not c.chunk_id.startswith("small-")]  # an ingest ago
+    retriever = Retriever(store, LocalEmbeddings(model_dir), dense_k=K)
+    from_chroma = 0
+    for lexical in (LexicalIndex.build(everything), LexicalIndex.build(behind)):
+        for vector in _queries(6, seed=13):
+            want = store.dense_search(vector, 4 * K)
+            got = retriever.dense(vector, 4 * K, lexical)
+            assert _ids(got) == _ids(want)
+            assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-6)
+            # The same chunks, but for the sentence vectors (fetched for the hits kept).
+            assert [replace(c, sentence_vectors=None) for c, _ in got] == [
+                replace(c, sentence_vectors=None) for c, _ in want
+            ]
+            if len(lexical) < len(everything):
+                from_chroma += sum(c.chunk_id.startswith("small-") for c, _ in got)
+    assert from_chroma > 0  # chunks the BM25 index did not hold yet were read from Chroma

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.dates import REPORTING_LAG, parse_date_intent
-from bot.diversity import collapse_duplicates, diversify
+from bot.diversity import collapse_duplicates, distinct, diversify
 from bot.extractive import extractive_answer
 from bot.retrieval import CJK_DENSE_FACTOR, Retriever, date_where, dense_weight_for, rrf
 from bot.settings import Settings
@@ -89,6 +90,34 @@ def test_diversify_caps_chunks_per_document_unless_too_few_documents() -> None:
     assert [h.chunk_id for h in diversify(hits, 4)] == ["0", "1", "4", "5"]
     only_one_doc = [hit(str(i), "a", f"t{i}", 1 - i / 10) for i in range(4)]
     assert [h.chunk_id for h in diversify(only_one_doc, 3)] == ["0", "1", "2"]
+
+
+def _reading(hits: list[Hit], read: list[str]) -> Iterator[Hit]:
+    for h in hits:
+        read.append(h.chunk_id)
+        yield h
+
+
+def test_distinct_reads_only_as_far_as_diversify_needs_and_gives_the_same_top_k() -> None:
+    import random
+
+    rng = random.Random(4)
+    words = ["imports", "exports", "qingdao", "yuan", "wind", "capacity", "gigawatts",
+             "青岛", "进出口", "总值", "风电"]  # fmt: skip
+    for trial in range(200):
+        base = [" ".join(rng.choices(words, k=rng.randint(3, 9))) for _ in range(8)]
+        hits = [
+            hit(str(i), f"d{rng.randint(0, 3)}", rng.choice(base), 1 - i / 100)
+            for i in range(rng.randint(0, 30))
+        ]
+        read: list[str] = []
+        k = rng.randint(1, 6)
+        focus = frozenset({"d1"}) if trial % 3 == 0 else frozenset()
+        got = diversify(distinct(_reading(hits, read)), k, 2, focus)
+        assert got == diversify(collapse_duplicates(hits), k, 2, focus)
+        assert len(got) == min(k, len(collapse_duplicates(hits)))
+        if len(read) < len(hits):  # stopped early: only once it had k
+            assert len(got) == k
 
 
 # -- a real index -------------------------------------------------------------------------
