@@ -56,6 +56,8 @@ FORMAT = 1
 # just published (one release at 36k chunks: ~1.5 s on a loaded machine).
 FILES_WAIT_S = 10.0
 _INDEX = "index.json"
+# Reads of files an ingest keeps switching before a reader gives up and rebuilds.
+_READ_TRIES = 3
 # Text that exercises every rule of the tokeniser (stop words, months, synonyms, plurals,
 # irregular verbs, numbers): if the terms it yields change, files made before are stale.
 _PROBE = (
@@ -113,26 +115,45 @@ class LexicalFiles:
             return None
 
     def load(self) -> Loaded | None:
-        """The index as saved, or None (and a log line) if absent, corrupt or stale."""
-        if not (self.dir / _INDEX).is_file():
-            return None
-        try:
-            head = json.loads((self.dir / _INDEX).read_text(encoding="utf-8"))
-            if not _made_here(head):
-                log.info("lexical index at %s was made by another version; rebuilding", self.dir)
+        """The index as saved, or None (and a log line) if absent, corrupt or stale.
+
+        An ingest that switches ``index.json`` while this reads deletes the segments it
+        replaced; the files are then read again (what the ingest wrote) rather than taken
+        for damage, which would mean a rebuild from Chroma (~90 s at 100k chunks)."""
+        for _ in range(_READ_TRIES):
+            try:
+                raw = (self.dir / _INDEX).read_bytes()
+            except FileNotFoundError:
                 return None
-            segments, live = [], []
-            for entry in head["segments"]:
-                segment = read_segment(self.dir, entry)
-                alive = np.ones(len(segment), dtype=bool)
-                alive[np.asarray(entry["deleted"], dtype=np.int64)] = False
-                segments.append(segment)
-                live.append(alive)
-            old = not all(is_current(e) for e in head["segments"])
-            return Loaded(LexicalIndex(segments, live), str(head["generation"]), old)
-        except Exception as err:  # any damage at all means: rebuild from the source of truth
-            log.warning("lexical index at %s is unreadable (%s); rebuilding", self.dir, err)
-            return None
+            try:
+                head = json.loads(raw)
+                if not _made_here(head):
+                    log.info(
+                        "lexical index at %s was made by another version; rebuilding", self.dir
+                    )
+                    return None
+                segments, live = [], []
+                for entry in head["segments"]:
+                    segment = read_segment(self.dir, entry)
+                    alive = np.ones(len(segment), dtype=bool)
+                    alive[np.asarray(entry["deleted"], dtype=np.int64)] = False
+                    segments.append(segment)
+                    live.append(alive)
+                old = not all(is_current(e) for e in head["segments"])
+                return Loaded(LexicalIndex(segments, live), str(head["generation"]), old)
+            except Exception as err:  # any damage at all: rebuild from the source of truth
+                if self._head_changed(raw):
+                    log.info("lexical index at %s changed while read; reading it again", self.dir)
+                    continue
+                log.warning("lexical index at %s is unreadable (%s); rebuilding", self.dir, err)
+                return None
+        return None
+
+    def _head_changed(self, raw: bytes) -> bool:
+        try:
+            return (self.dir / _INDEX).read_bytes() != raw
+        except OSError:
+            return True
 
     def preload(self) -> None:
         """Start reading the saved files on a thread; the first ``refresh`` takes what it

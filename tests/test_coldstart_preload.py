@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ingest.lexical import LexicalIndex
+from ingest.lexical import LexicalIndex, Segment
 from ingest.lexical_store import LexicalFiles, Loaded
 from ingest.types import IndexedChunk
 from tests.test_coldstart_columns import NoRebuild
@@ -94,3 +94,25 @@ def test_service_reads_the_bm25_files_while_the_model_loads(
     answer = service.answer("What did Qingdao's imports and exports total?")
     assert answer.citations  # answered from the index
     assert reads.threads == ["lexical-preload"]
+
+
+def test_files_switched_by_an_ingest_while_read_are_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest.lexical_segments import read_segment
+
+    old, new = corpus(60, seed=1), corpus(70, seed=2)
+    files = LexicalFiles(tmp_path)
+    files.save(LexicalIndex.build(old), "g1")
+    switched: list[bool] = []
+
+    def read_during_an_ingest(folder: Path, entry: dict[str, Any]) -> Segment:
+        if not switched:  # an ingest saves the next generation, deleting g1's segment
+            switched.append(True)
+            LexicalFiles(tmp_path).save(LexicalIndex.build(new), "g2")
+        return read_segment(folder, entry)
+
+    monkeypatch.setattr("ingest.lexical_store.read_segment", read_during_an_ingest)
+    loaded = files.load()
+    assert switched and loaded is not None and loaded.generation == "g2"
+    assert_same(loaded.index, LexicalIndex.build(new))
