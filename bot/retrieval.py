@@ -26,9 +26,9 @@ from bot.lexical import LexicalIndex
 from bot.restricted import (
     EXACT_MAX,
     ChunkFilter,
+    LexicalScores,
     Scored,
     SearchesAmong,
-    flags,
     focus_where,
     search_among,
 )
@@ -237,13 +237,14 @@ class Retriever:
         timings["lexical_index_ms"] = (time.perf_counter() - t0) * 1000
 
         focus = self._focus.focus(question)
-        fused = self._fused(question, vector, lexical, intent, timings, focus)
+        bm25 = LexicalScores(lexical, question)
+        fused = self._fused(question, vector, lexical, intent, timings, focus, bm25)
         backfilled = False
         if intent.has_window and len(fused) < k:
             # Too little in the window (or undated documents): fall back to the whole index
             # after the in-window passages rather than answer from nothing.
             seen = {h.chunk_id for h in fused}
-            unfiltered = self._fused(question, vector, lexical, None, timings, focus)
+            unfiltered = self._fused(question, vector, lexical, None, timings, focus, bm25)
             extra = [h for h in unfiltered if h.chunk_id not in seen]
             floor = fused[-1].score if fused else float("inf")
             for i, hit in enumerate(extra):
@@ -266,11 +267,11 @@ class Retriever:
     def _focused_lists(
         self,
         focus: frozenset[str],
-        question: str,
         vector: list[float],
         lexical: LexicalIndex,
         window: DateIntent | None,
         allowed: npt.NDArray[np.bool_] | None,
+        bm25: LexicalScores,
     ) -> tuple[Scored, Scored]:
         """Dense and BM25 lists within the documents the question names (or empty)."""
         if not focus:
@@ -279,7 +280,7 @@ class Retriever:
         mask = self.chunk_filter(lexical).of_documents(focus)
         if allowed is not None:
             mask &= allowed
-        found = lexical.search(question, self.lexical_k, allowed=flags(mask))
+        found = bm25.search(self.lexical_k, mask)
         return dense, [(lexical.chunks[i], score) for i, score in found]
 
     def dense(self, vector: list[float], k: int, lexical: LexicalIndex) -> Scored:
@@ -314,6 +315,7 @@ class Retriever:
         intent: DateIntent | None,
         timings: dict[str, float],
         focus: frozenset[str],
+        bm25: LexicalScores | None = None,
     ) -> list[Hit]:
         window = intent if intent is not None and intent.has_window else None
         t0 = time.perf_counter()
@@ -325,16 +327,12 @@ class Retriever:
 
         t0 = time.perf_counter()
         allowed = self.chunk_filter(lexical).lexical_allowed(window) if window else None
-        lex = [
-            (lexical.chunks[i], s)
-            for i, s in lexical.search(
-                question, self.lexical_k, allowed=flags(allowed) if allowed is not None else None
-            )
-        ]
+        bm25 = bm25 or LexicalScores(lexical, question)  # scored once, searched in each set
+        lex = [(lexical.chunks[i], s) for i, s in bm25.search(self.lexical_k, allowed)]
         timings["lexical_ms"] = timings.get("lexical_ms", 0.0) + (time.perf_counter() - t0) * 1000
 
         t0 = time.perf_counter()
-        focused = self._focused_lists(focus, question, vector, lexical, window, allowed)
+        focused = self._focused_lists(focus, vector, lexical, window, allowed, bm25)
         timings["focus_ms"] = timings.get("focus_ms", 0.0) + (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
         chunks: dict[str, IndexedChunk] = {}

@@ -251,3 +251,24 @@ def test_the_unfiltered_list_is_chromas_with_the_bm25_indexs_chunks(
             if len(lexical) < len(everything):
                 from_chroma += sum(c.chunk_id.startswith("small-") for c, _ in got)
     assert from_chroma > 0  # chunks the BM25 index did not hold yet were read from Chroma
+
+
+def test_bm25_scored_once_searches_as_the_index_does() -> None:
+    from bot.restricted import LexicalScores
+    from tests.conftest import EXAMPLES
+
+    texts = [p for f in sorted(EXAMPLES.iterdir()) for p in f.read_text("utf-8").split("\n\n")]
+    chunks = [
+        IndexedChunk(f"c{i}", f"d{i % 7}", text, "", "", i, 0, len(text))
+        for i, text in enumerate(t for t in texts if t.strip())
+    ]
+    lexical = LexicalIndex.build(chunks)
+    rng = np.random.default_rng(2)
+    questions = ["Qingdao imports and exports", "Chongqing GDP 2022", "the", "Shanghai 上海"]
+    for question in questions:
+        scores = LexicalScores(lexical, question)
+        for k in (0, 1, 5, 30, 10_000):
+            for allowed in (None, rng.random(len(chunks)) < 0.5, np.zeros(len(chunks), bool)):
+                flags = None if allowed is None else allowed.tolist()
+                assert scores.search(k, allowed) == lexical.search(question, k, allowed=flags)
+    assert all(lexical.search(q, 5) for q in questions if q != "the")
