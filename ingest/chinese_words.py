@@ -10,10 +10,12 @@ keeps jieba's dictionary in a file grouped by those first two characters, and fi
 dictionary of a ``jieba.Tokenizer`` with the groups a text needs before jieba cuts it: the
 words it returns are jieba's, with the same frequencies and total.
 
-The file (``jieba-words-<fingerprint>.bin``) is built from jieba's own dictionary the first
-time (jieba's initialisation, as before, plus ~0.3 s), in the folder ``use_folder`` names
-(the data folder's ``cache``; the temp dir until one is named), and rebuilt when it is
-absent, corrupt (checksum) or made from another jieba dictionary.
+The file (``jieba-words-<fingerprint>.bin``, 13 MB) is kept in the folder ``use_folder``
+names (the data folder's ``cache``; the temp dir until one is named) and in the temp dir,
+where a new data folder copies it from. Without a usable one (absent, corrupt: checksum,
+made from another jieba dictionary) the process loads jieba's dictionary whole, as before,
+and writes the file for the next one (~0.7 s more, once). Past ``WHOLE_AFTER`` characters
+(an ingest) the whole dictionary is read from the file at once.
 """
 
 from __future__ import annotations
@@ -154,6 +156,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the bot may run as another user
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
