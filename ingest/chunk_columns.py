@@ -9,6 +9,7 @@ are made when asked for.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import fields
 from typing import Any, overload
@@ -23,6 +24,8 @@ from ingest.types import IndexedChunk
 FIELDS = ("chunk_id", "doc_id", "text", "path", "title", "index", "start", "end", "page",
           "date", "url", "place", "publisher")  # fmt: skip
 assert tuple(f.name for f in fields(IndexedChunk))[: len(FIELDS)] == FIELDS
+# The texts of a segment: bytes, or the file mapped read-only (``lexical_segments.map_file``).
+Blob = bytes | mmap.mmap
 
 
 class TextColumn(Sequence[str]):
@@ -30,7 +33,7 @@ class TextColumn(Sequence[str]):
 
     __slots__ = ("_blob", "_ends")
 
-    def __init__(self, blob: bytes, ends: Sequence[int]) -> None:
+    def __init__(self, blob: Blob, ends: Sequence[int]) -> None:
         self._blob = blob
         self._ends = list(ends)  # byte offset where text i ends
         previous = 0

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import mmap
 import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ingest.chunk_columns import FIELDS, ChunkColumns, TextColumn, column
+from ingest.chunk_columns import FIELDS, Blob, ChunkColumns, TextColumn, column
 from ingest.lexical import Segment, Source, sorted_term_order, source_terms
 
 FILES = ("npz", "ids.json", "json", "text")
@@ -88,6 +89,20 @@ def read_file(folder: Path, entry: dict[str, Any], kind: str) -> bytes:
     return raw
 
 
+def map_file(folder: Path, entry: dict[str, Any], kind: str) -> Blob:
+    """``read_file`` without the copy: the file mapped read-only, its pages the OS's file
+    cache (shared, droppable) rather than a copy on the heap (the texts: 29 MB at 36k
+    chunks, 89 MB at 100k, of which a search decodes a few dozen; 100k load 455-537 ms →
+    336-467 ms). Segment files are never changed in place (written anew, then renamed),
+    so the mapping keeps what was checked."""
+    with open(folder / f"{entry['name']}.{kind}", "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        view: Blob = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+    if zlib.crc32(view) != entry["crc32"][FILES.index(kind)]:
+        raise ValueError(f"checksum mismatch in {entry['name']}.{kind}")
+    return view
+
+
 def parse_json(raw: bytes) -> Any:
     """``json.loads``, by orjson (~1.5x faster on the columns' 7 MB at 36k chunks); what
     orjson refuses but json reads (NaN, integers past 64 bits) goes to json."""
@@ -104,14 +119,13 @@ def read_segment(folder: Path, entry: dict[str, Any]) -> Segment:
     # The two large files (postings, texts: 50 MB at 36k chunks) are read and checksummed
     # on a thread while this one parses the columns: reads and zlib.crc32 release the GIL.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        large = {
-            k: pool.submit(read_file, folder, entry, k) for k in ("npz", "text")[: 1 + current]
-        }
+        npz = pool.submit(read_file, folder, entry, "npz")
+        text = pool.submit(map_file, folder, entry, "text") if current else None
         columns = parse_json(read_file(folder, entry, "ids.json"))
         columns |= parse_json(read_file(folder, entry, "json"))
-        arrays = np.load(io.BytesIO(large["npz"].result()), allow_pickle=False)
-        if current:
-            columns["text"] = TextColumn(large["text"].result(), arrays["text_ends"].tolist())
+        arrays = np.load(io.BytesIO(npz.result()), allow_pickle=False)
+        if text is not None:
+            columns["text"] = TextColumn(text.result(), arrays["text_ends"].tolist())
     saved = columns.pop("sources", None)
     sources: dict[Source, frozenset[str]] = {}
     if saved is not None and entry.get("sources") == sources_fingerprint():

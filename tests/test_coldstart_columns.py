@@ -10,6 +10,7 @@ the layout before (texts inside the JSON) are read, then rewritten once.
 from __future__ import annotations
 
 import json
+import mmap
 import zlib
 from collections.abc import Sequence
 from dataclasses import replace
@@ -140,6 +141,28 @@ def test_texts_have_their_own_file_and_are_decoded_on_access(tmp_path: Path) -> 
     assert list(texts) == [c.text for c in chunks]
     assert texts[-1] == chunks[-1].text and texts[2:4] == [chunks[2].text, ""]
     assert loaded.index.chunks == chunks
+
+
+def test_texts_are_mapped_and_outlive_their_file(tmp_path: Path) -> None:
+    chunks = corpus(30)
+    files = LexicalFiles(tmp_path)
+    files.save(LexicalIndex.build(chunks), "g1")
+    loaded = files.load()
+    assert loaded is not None
+    texts = loaded.index.column("text")
+    assert isinstance(texts, TextColumn) and isinstance(texts._blob, mmap.mmap)
+    # An ingest deletes the files of segments it replaced; a loaded index keeps its texts.
+    next(files.dir.glob("*.text")).unlink()
+    assert list(texts) == [c.text for c in chunks]
+
+
+def test_a_segment_of_empty_texts_loads(tmp_path: Path) -> None:
+    chunks = [replace(c, text="") for c in corpus(5)]
+    files = LexicalFiles(tmp_path)
+    files.save(LexicalIndex.build(chunks), "g1")
+    assert next(files.dir.glob("*.text")).stat().st_size == 0  # nothing to map
+    loaded = files.load()
+    assert loaded is not None and list(loaded.index.column("text")) == [""] * 5
 
 
 @pytest.mark.parametrize("how", ["flip", "truncate", "remove"])
