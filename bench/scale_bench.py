@@ -562,9 +562,11 @@ def main() -> None:
             asked = questions * args.serve_rounds
             for ab in range(args.serve_ab if args.before else 0):
                 for key, code in (("now", None), ("before", args.before)):
+                    load = [load_average()]  # the previous code's child does not record it
                     run = child("serving", data, asked, code)
-                    keep = ("p50_ms", "p95_ms", "serving_load", "slowest")
-                    ab_runs.append({"chunks": n, "code": key, "round": ab,
+                    load.append(load_average())
+                    keep = ("p50_ms", "p95_ms", "slowest")
+                    ab_runs.append({"chunks": n, "code": key, "round": ab, "load": load,
                                     **{k: run[k] for k in keep if k in run}})  # fmt: skip
                     print(json.dumps(ab_runs[-1]), flush=True)
             row |= child("serving", data, asked)
@@ -577,7 +579,8 @@ def main() -> None:
         print("\nWarm answering, this code and --before's alternating (ms; load average 1 min)")
         print(table(["chunks", "code", "round", "p50", "p95", "load"],
                     [[r["chunks"], r["code"], r["round"], r.get("p50_ms", float("nan")),
-                      r.get("p95_ms", float("nan")), str(r.get("serving_load", ""))]
+                      r.get("p95_ms", float("nan")),
+                      " - ".join(f"{x:.1f}" for x in r["load"])]
                      for r in ab_runs]))  # fmt: skip
 
 
