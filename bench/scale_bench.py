@@ -562,11 +562,11 @@ def main() -> None:
             asked = questions * args.serve_rounds
             for ab in range(args.serve_ab if args.before else 0):
                 for key, code in (("now", None), ("before", args.before)):
-                    load = [load_average()]  # the previous code's child does not record it
+                    before_load = load_average()  # the previous code's child records none
                     run = child("serving", data, asked, code)
-                    load.append(load_average())
+                    loads = [before_load, load_average()]
                     keep = ("p50_ms", "p95_ms", "slowest")
-                    ab_runs.append({"chunks": n, "code": key, "round": ab, "load": load,
+                    ab_runs.append({"chunks": n, "code": key, "round": ab, "load": loads,
                                     **{k: run[k] for k in keep if k in run}})  # fmt: skip
                     print(json.dumps(ab_runs[-1]), flush=True)
             row |= child("serving", data, asked)
