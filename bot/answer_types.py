@@ -51,6 +51,18 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
             re.IGNORECASE,
         ),
     ),
+    (
+        # Measures a briefing reports as amounts ("What was X's operating profit?"), after
+        # the person and place words: "Who reported the highest profit?" asks for a name.
+        AnswerType.NUMBER,
+        re.compile(
+            r"\b(?:profit|income|earnings|loss(?:es)?|margin|dividend|output|spending"
+            r"|expenditure|investment|exports?|imports?|gdp|inflation|turnover|throughput|debt"
+            r"|deficit|surplus|assets|capex|ebitda|budget|population|headcount|workforce)\b"
+            r"|利润|营收|收入|投入|产值|进出口|出口额|进口额",
+            re.IGNORECASE,
+        ),
+    ),
 ]
 
 _NUMBER_RE = re.compile(

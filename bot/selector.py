@@ -61,7 +61,7 @@ FEATURES = (
     "typed",  # holds the kind of answer asked for (an amount for "how much", ...)
     "typed_coverage",  # coverage x typed: both at once
     "rank",  # 1 / passage rank
-    "novelty",  # min(1, terms the question does not have / 5)
+    "novelty",  # min(1, terms the question does not have / 2): not a restatement of it
     "period_match",  # the question names a period and the sentence states that one
     "entity_in_sentence",  # the question's entities are named in the sentence itself
     "cjk",  # a Chinese question
@@ -279,7 +279,7 @@ def select(
                 typed,
                 typed * coverage,
                 1.0 / (1 + u.hit_index),
-                min(1.0, len(u.terms - q_terms) / 5),
+                min(1.0, len(u.terms - q_terms) / 2),
                 1.0 if c.period is not None and own and given is not None and conflict is None
                 else 0.0,
                 1.0 if all(e.named_in(u.text, u.terms) for e in c.entities) else 0.0,

@@ -87,6 +87,9 @@ def test_spans_are_exact_offsets() -> None:
         ("2022年诺贝尔文学奖得主", AnswerType.PERSON),
         ("北京冬奥会开幕时间", AnswerType.DATE),
         ("Describe the policy on industrial internet", AnswerType.ANY),
+        ("What was Halden Grid's operating profit in 2023?", AnswerType.NUMBER),
+        ("Who reported the highest profit?", AnswerType.PERSON),  # a name, not the amount
+        ("星澜科技上半年净利润", AnswerType.NUMBER),
     ],
 )
 def test_answer_type(question: str, kind: AnswerType) -> None:
