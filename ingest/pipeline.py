@@ -28,6 +28,7 @@ from ingest.lexical_store import LexicalFiles
 from ingest.loaders import parse_document
 from ingest.lock import REBUILD_MARKER, ingest_lock
 from ingest.manifest import FileRow, Manifest
+from ingest.repair import chroma_alive, delete_present, lost_index, repair
 from ingest.scan import Candidate, covered, display_path, scan
 from ingest.sentence_vectors import embed_chunks
 from ingest.settings import IndexSettings
@@ -47,63 +48,6 @@ class IngestStopped(IndexUnavailable):
 
 def content_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
-
-
-def _delete_present(store: IndexStore, ids: list[str]) -> int:
-    """Delete those of ``ids`` Chroma holds; return how many that was (the honest count)."""
-    present = list(store.metadatas(sorted(set(ids))))
-    store.delete(present)
-    return len(present)
-
-
-def repair(manifest: Manifest, store: IndexStore) -> int:
-    """Remove what a killed run left behind; return how many chunks were actually removed."""
-    removed = 0
-    committed = manifest.all_chunk_ids()
-    pending = manifest.pending()
-    stray = {cid for ids in pending.values() for cid in ids if cid not in committed}
-    if stray:
-        removed += _delete_present(store, sorted(stray))
-    with manifest.transaction():
-        manifest.clear_pending(list(pending))
-    for doc in manifest.orphan_docs():
-        removed += _delete_present(store, list(doc.chunk_ids))
-        with manifest.transaction() as db:
-            Manifest.drop_doc(db, doc.doc_id)
-    # Safety net for anything the journal cannot explain (e.g. a manifest restored from a
-    # backup): compare counts, and on a mismatch reconcile id by id.
-    committed = manifest.all_chunk_ids()
-    if store.count() != len(committed):
-        present = set(store.all_ids())
-        extra = sorted(present - committed)
-        store.delete(extra)
-        removed += len(extra)
-        lost = {d.doc_id for d in manifest.docs() if not set(d.chunk_ids) <= present}
-        if lost:  # forget them so this run re-ingests their files
-            with manifest.transaction() as db:
-                for doc_id in lost:
-                    db.execute("DELETE FROM files WHERE doc_id=?", (doc_id,))
-                    Manifest.drop_doc(db, doc_id)
-    return removed
-
-
-def chroma_alive(store: IndexStore) -> bool:
-    """Whether Chroma still answers: tells a lost server from a write it rejected."""
-    try:
-        store.client.heartbeat()
-        store.count()
-    except Exception:  # any failure to answer means it is gone, whatever the transport says
-        return False
-    return True
-
-
-def _lost(settings: IndexSettings, doing: str, err: Exception) -> IndexUnavailable:
-    where = (
-        f"the Chroma server {settings.chroma_host}:{settings.chroma_port}"
-        if settings.chroma_host
-        else f"embedded Chroma at {settings.chroma_dir}"
-    )
-    return IndexUnavailable(f"lost {where} while {doing} ({type(err).__name__}: {err})")
 
 
 @dataclass
@@ -152,7 +96,9 @@ class _Run:
             self._write_group(self.store, items)
         except Exception as err:
             if not chroma_alive(self.store):
-                raise _lost(self.settings, f"writing {items[0].files[0][0].display}", err) from err
+                raise lost_index(
+                    self.settings, f"writing {items[0].files[0][0].display}", err
+                ) from err
             if len(items) > 1:
                 for q in items:
                     self._write([q])
@@ -200,7 +146,7 @@ class _Run:
         committed = self.manifest.all_chunk_ids()
         try:
             stray = [c.chunk_id for c in q.chunks if c.chunk_id not in committed]
-            _delete_present(self.store, stray)
+            delete_present(self.store, stray)
         except Exception:  # the next run's repair retries; the report already says why
             return
         with self.manifest.transaction():
@@ -248,7 +194,7 @@ def run_ingest(
             except Exception as err:  # Chroma failing outside a file's write
                 if chroma_alive(store):
                     raise
-                raise IngestStopped(str(_lost(settings, "ingesting", err)), report) from err
+                raise IngestStopped(str(lost_index(settings, "ingesting", err)), report) from err
             if not dry_run:
                 marker.unlink(missing_ok=True)
         finally:

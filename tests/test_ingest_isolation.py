@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ingest.embeddings import FloatArray, LocalEmbeddings
 from ingest.manifest import Manifest
-from ingest.pipeline import repair, run_ingest
+from ingest.pipeline import run_ingest
+from ingest.repair import repair
 from ingest.store import open_index
 from ingest.types import Outcome
 from tests.conftest import make_settings
