@@ -25,8 +25,9 @@ import pytest
 
 from bot.dates import DateIntent
 from bot.lexical import LexicalIndex
-from bot.restricted import ChunkFilter, date_where, focus_where, search_among
+from bot.restricted import ChunkFilter, date_where, focus_where, passes_date_where, search_among
 from bot.retrieval import Retriever
+from bot.types import Hit
 from ingest.embeddings import LocalEmbeddings
 from ingest.store import IndexStore, open_index
 from ingest.types import IndexedChunk
@@ -225,10 +226,34 @@ def test_retrieval_fuses_the_same_lists_as_with_where_filters(
             for window in [None, *WINDOWS]:
                 got = new._fused("revenue passage", vector, lexical, window, {}, focus)
                 want = old._fused("revenue passage", vector, lexical, window, {}, focus)
+                if window is not None and not focus and _dense_list(got) != _dense_list(want):
+                    # A window's list came from Chroma's unfiltered top 4×k, which now and
+                    # then misses a neighbour (its graph differs between builds); the new
+                    # path ranks a small window exactly. It must be the exact list, then.
+                    exact = _exact_window_list(store, vector, window)
+                    assert _dense_list(got) == exact != _dense_list(want)
+                    continue
                 assert [(h.chunk_id, h.dense_rank, h.lexical_rank) for h in got] == [
                     (h.chunk_id, h.dense_rank, h.lexical_rank) for h in want
                 ], (focus, window)
                 assert [h.score for h in got] == pytest.approx([h.score for h in want])
+
+
+def _dense_list(hits: Sequence[Hit]) -> list[str]:
+    return [h.chunk_id for h in sorted(hits, key=lambda h: h.dense_rank or 0) if h.dense_rank]
+
+
+def _exact_window_list(store: IndexStore, vector: list[float], window: DateIntent) -> list[str]:
+    """A window's dense list by brute force: the best in-window chunks, plus the undated
+    ones of the unfiltered top K, best first."""
+    ids, vectors = store.vectors(store.all_ids())
+    dates = {c.chunk_id: c.date for c in store.all_chunks()}
+    sims = vectors @ np.asarray(vector, np.float32) / np.linalg.norm(vectors, axis=1)
+    similarity = dict(zip(ids, sims.tolist(), strict=True))
+    ranked = sorted(ids, key=lambda c: -similarity[c])
+    inside = [c for c in ranked if passes_date_where(dates[c], window)][:K]
+    undated = [c for c in ranked[:K] if not dates[c]]
+    return sorted([*inside, *undated], key=lambda c: -similarity[c])[:K]
 
 
 def test_the_unfiltered_list_is_chromas_with_the_bm25_indexs_chunks(
