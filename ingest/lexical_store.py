@@ -121,16 +121,12 @@ class LexicalFiles:
         replaced; the files are then read again (what the ingest wrote) rather than taken
         for damage, which would mean a rebuild from Chroma (~90 s at 100k chunks)."""
         for _ in range(_READ_TRIES):
+            raw = b""
             try:
                 raw = (self.dir / _INDEX).read_bytes()
-            except FileNotFoundError:
-                return None
-            try:
                 head = json.loads(raw)
                 if not _made_here(head):
-                    log.info(
-                        "lexical index at %s was made by another version; rebuilding", self.dir
-                    )
+                    log.info("lexical index at %s: another version's; rebuilding", self.dir)
                     return None
                 segments, live = [], []
                 for entry in head["segments"]:
@@ -142,10 +138,11 @@ class LexicalFiles:
                 old = not all(is_current(e) for e in head["segments"])
                 return Loaded(LexicalIndex(segments, live), str(head["generation"]), old)
             except Exception as err:  # any damage at all: rebuild from the source of truth
-                if self._head_changed(raw):
+                if raw and self._head_changed(raw):
                     log.info("lexical index at %s changed while read; reading it again", self.dir)
                     continue
-                log.warning("lexical index at %s is unreadable (%s); rebuilding", self.dir, err)
+                if raw or not isinstance(err, FileNotFoundError):  # else: none saved yet
+                    log.warning("lexical index at %s is unreadable (%s); rebuilding", self.dir, err)
                 return None
         return None
 
@@ -173,12 +170,15 @@ class LexicalFiles:
         self._preloaded = future
         threading.Thread(target=read, name="lexical-preload", daemon=True).start()
 
-    def _take_loaded(self) -> Loaded | None:
-        """What ``preload`` read (once), else the files read now."""
+    def _take_loaded(self, generation: str) -> Loaded | None:
+        """What ``preload`` read (once) if it is for ``generation``, else the files read
+        now (a bot's first question may come after ingests that moved them on)."""
         future, self._preloaded = self._preloaded, None
         if future is not None:
             try:
-                return future.result()
+                loaded = future.result()
+                if loaded is not None and loaded.generation == generation:
+                    return loaded
             except Exception:
                 log.warning("reading the lexical index on a thread failed", exc_info=True)
         return self.load()
@@ -328,7 +328,7 @@ class LexicalFiles:
             index = self.sync(current, source)
             stale_on_disk = self.generation() != generation
         else:
-            loaded = self._take_loaded()
+            loaded = self._take_loaded(generation)
             if loaded is not None and loaded.generation == generation:
                 if loaded.old_layout:  # once: the next load reads the texts lazily
                     with self.ingest_lock_if_free() as locked:

@@ -72,6 +72,21 @@ def test_files_of_another_generation_are_not_taken(tmp_path: Path) -> None:
     assert_same(index, LexicalIndex.build(new))
 
 
+def test_files_moved_on_after_the_preload_are_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = corpus(60, seed=1), corpus(70, seed=2)
+    files = LexicalFiles(tmp_path)
+    files.save(LexicalIndex.build(old), "g1")
+    reads = Reads(monkeypatch)
+    files.preload()
+    assert files._preloaded is not None and files._preloaded.result() is not None
+    LexicalFiles(tmp_path).save(LexicalIndex.build(new), "g2")  # an ingest, meanwhile
+    index = files.refresh(NoRebuild(), "g2")  # the files for g2: no rebuild
+    assert reads.threads == ["lexical-preload", "MainThread"]
+    assert_same(index, LexicalIndex.build(new))
+
+
 def test_damaged_files_read_on_the_thread_mean_a_rebuild(tmp_path: Path) -> None:
     chunks = corpus(50)
     files = LexicalFiles(tmp_path)
