@@ -19,13 +19,15 @@ from ingest.vocabulary import CJK_CHARS, MONTHS
 
 # Capitalised words that name no entity: periods, units, abbreviations of measures.
 _GENERIC_CAPS_TEXT = """
-    q1 q2 q3 q4 h1 h2 gdp cpi ppi ev evs r&d teu ceo cfo coo cto i fy the a an in of what who
-    which when where how why is was were did does do are total first second third fourth
+    q1 q2 q3 q4 h1 h2 gdp cpi ppi ev evs r&d m&a teu ceo cfo coo cto i fy the a an in of what
+    who which when where how why is was were did does do are total first second third fourth
+    has have had can could will would should 10k 10q 8k 20f 1q 2q 3q 4q 1h 2h 5g 3d 2d 4k
 """
 _GENERIC_CAPS = frozenset(_GENERIC_CAPS_TEXT.split()) | frozenset(MONTHS)  # and every month
 # A run of capitalised words ("iPhone" and "eBay" count), with "of"/"de"/"the" and a
 # colon inside titles: "The Legend of Zelda: Breath of the Wild" is one name.
-_CAP_WORD = r"[a-z]?[A-Z][\w&'’.-]*[\w]"
+# A name may open with digits ("3M", "7-Eleven"); a lone capital after them is a word too.
+_CAP_WORD = r"(?:\d+[A-Z][\w&'’.-]*|[a-z]?[A-Z][\w&'’.-]*[\w])"
 _CAP_RUN_RE = re.compile(
     rf"{_CAP_WORD}(?:(?::\s*|\s+)(?:of\s+the\s+|of\s+|de\s+|the\s+)?{_CAP_WORD})*"
 )
@@ -75,10 +77,12 @@ def question_entities(question: str) -> list[Entity]:
     out: list[Entity] = []
     q = undot(question.strip())
     for m in _CAP_RUN_RE.finditer(q):
-        # A sentence's first word is capitalised anyway ("… FY2022? Calculate the ratio").
-        if m.start() == 0 or re.search(r"[.?!;]\s+$", q[: m.start()]):
-            continue
         words = [re.sub(r"['’]s?$", "", w) for w in re.split(r"\s+", m.group())]
+        # A sentence's first word is capitalised anyway ("… FY2022? Calculate the ratio"),
+        # unless it is a question word the run goes on from ("Is 3M a …", "Has Boeing …").
+        opens = m.start() == 0 or re.search(r"[.?!;]\s+$", q[: m.start()])
+        if opens and (len(words) == 1 or words[0].lower().strip(".:") not in _GENERIC_CAPS):
+            continue
         generic = [
             w.lower().strip(".:") in _GENERIC_CAPS or bool(_PERIOD_WORD_RE.match(w)) for w in words
         ]
@@ -213,7 +217,7 @@ def question_constraints(question: str) -> Constraints:
     terms = frozenset(t for t in tokenize(rest) if t not in _QUESTION_WORDS and not t.isdigit())
     words = [
         w
-        for w in re.findall(rf"[A-Za-z][\w&'-]*|[{CJK_CHARS}]+", rest)
+        for w in re.findall(rf"\d*[A-Za-z][\w&'-]*|[{CJK_CHARS}]+", rest)
         if tokenize(w) and set(tokenize(w)) & terms
     ]
     return Constraints(
