@@ -147,12 +147,16 @@ def periods(text: str) -> list[Period]:
             r"\s*年\s*\d{1,2}\s*月", text[m.end() : m.end() + 6]
         ):
             continue  # the year of a period already read, or of a full date (2024年3月5日)
-        if re.search(
+        dated = re.search(
             rf"(?:{MONTH_PATTERN})\.?\s+\d{{1,2}},?\s*$",
             text[max(0, m.start() - 16) : m.start()],
             re.IGNORECASE,
-        ):
-            continue  # "March 5, 2024": a date, not the year as a period
+        )
+        if dated:  # "March 5, 2024": a date, not the year as a period, unless it ends one
+            ended = _ENDED_RE.search(text[max(0, m.start() - 60) : m.start()])
+            if ended:
+                found.append((m.start(), _ended_period(ended, int(m.group(1)))))
+            continue
         found.append((m.start(), Period(int(m.group(1)), 1, 12)))
     found.sort(key=lambda p: p[0])
     return [p for _, p in found]
@@ -166,6 +170,27 @@ _VAGUE_RE = re.compile(
 )
 _VAGUE_MONTHS = {"early": (1, 6), "start": (1, 6), "beginning": (1, 6), "mid": (4, 9),
                  "middle": (4, 9), "late": (7, 12)}  # fmt: skip
+
+
+# "Years ended December 31, 2022 2021 2020" heads a table of those years (2022 first);
+# "three months ended June 30, 2023" is Q2; "as of December 31, 2022" a moment.
+_ENDED_RE = re.compile(
+    rf"(?:(?P<span>years?|twelve\s+months|(?P<n>three|six|nine)\s+months|quarters?)\s+"
+    rf"(?:ended|ending)|(?P<at>as\s+of|as\s+at|at))\s+(?P<mon>{MONTH_PATTERN})\.?\s+\d{{1,2}},?\s*$",
+    re.IGNORECASE,
+)
+
+
+def _ended_period(m: re.Match[str], year: int) -> Period:
+    month = _month(m.group("mon"))
+    if m.group("at"):
+        return Period(year, month, month, point=True)
+    if m.group("n"):
+        months = _NUMBER_WORDS[m.group("n").lower()]
+        return Period(year, max(1, month - months + 1), month)
+    if m.group("span").lower().startswith("quarter"):
+        return Period(year, max(1, month - 2), month)
+    return Period(year, 1, 12)  # a (fiscal) year is named by the year it ends in: FY2023
 
 
 def question_period(question: str) -> Period | None:

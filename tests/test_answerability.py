@@ -61,6 +61,11 @@ def _explained(answer: Answer) -> str:
         ("上半年营业收入", ["H1"]),
         ("星澜科技发布2024年半年度业绩", ["H1 2024"]),  # a half-year report is H1's
         ("On March 5, 2024 the council met", []),  # a date, not a period
+        # A date that ends a period names it: a table of years, a quarter, a moment.
+        ("Years ended December 31, 2022 2021 2020 Revenue", ["2022", "2021", "2020"]),
+        ("For the three months ended June 30, 2023, revenue", ["Q2 2023"]),
+        ("As of December 31, 2022, these amounts", ["December 2022"]),
+        ("for the fiscal year ended January 28, 2023", ["2023"]),
         ("Marenhaven may grow", []),
     ],
 )  # fmt: skip
