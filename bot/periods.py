@@ -123,7 +123,11 @@ def _span(m: re.Match[str]) -> tuple[int, int, bool] | None:
 def _year_near(text: str, start: int, end: int) -> tuple[int | None, int]:
     """The year written just after (or before) a period phrase ("first quarter of 2024"),
     and where that year starts (-1: none)."""
-    after = re.match(rf"\s*(?:of\s+|,\s*)?(?:the\s+year\s+)?({_YEAR})", text[end : end + 14])
+    after = re.match(
+        rf"\s*(?:of\s+|,\s*)?(?:the\s+year\s+|(?:fy|fiscal\s+(?:year\s+)?)\s*)?({_YEAR})",
+        text[end : end + 22],
+        re.IGNORECASE,
+    )
     if after:
         return int(after.group(1)), end + after.start(1)
     lo = max(0, start - 8)
@@ -199,7 +203,12 @@ def question_period(question: str) -> Period | None:
     if not found:
         return None
     first = found[0]
-    if first.whole_year and len(found) > 1 and not found[1].whole_year:
+    if (
+        first.whole_year
+        and len(found) > 1
+        and not found[1].whole_year
+        and found[1].year in (None, first.year)
+    ):
         first = found[1].with_year(first.year)  # "in 2024, first quarter"
     vague = _VAGUE_RE.search(question)
     if vague and first.whole_year and first.year == int(vague.group("y")):

@@ -66,6 +66,7 @@ def _explained(answer: Answer) -> str:
         ("For the three months ended June 30, 2023, revenue", ["Q2 2023"]),
         ("As of December 31, 2022, these amounts", ["December 2022"]),
         ("for the fiscal year ended January 28, 2023", ["2023"]),
+        ("Q2 of FY2024 and Q3 fiscal year 2023", ["Q2 2024", "Q3 2023"]),
         ("Marenhaven may grow", []),
     ],
 )  # fmt: skip
@@ -91,6 +92,12 @@ def test_period_conflicts() -> None:
     assert period_conflict(Period(2024, 1, 12), q1, amount=True)
     assert not period_conflict(Period(2024, 1, 12), Period(2024, 3, 3, point=True), amount=False)
     assert not period_conflict(q1, None, amount=True)  # nothing said: not a conflict
+
+
+def test_a_question_comparing_two_years_asks_about_the_first() -> None:
+    q = "Was there any drop in cash between FY 2023 and Q2 of FY2024?"
+    assert question_period(q) == Period(2023, 1, 12)
+    assert question_period("In 2024, first quarter GDP?") == Period(2024, 1, 3)
 
 
 def test_a_vague_period_is_answered_by_any_period_inside_it() -> None:
