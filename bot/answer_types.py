@@ -80,6 +80,12 @@ _PLACE_RE = re.compile(
     rf"|[{CJK_CHARS}]{{1,8}}(?:省|市|县|区|国|州|岛|城|镇)"
 )
 _YEAR_RE = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+# The numbers of a date ("12月10日", "June 30", "30 June 2023") are not amounts.
+DATE_PARTS_RE = re.compile(
+    rf"\d{{1,4}}\s*[年月日号]|\b{MONTH_PATTERN}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b"
+    rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+{MONTH_PATTERN}\b",
+    re.IGNORECASE,
+)
 
 
 def answer_type(question: str) -> AnswerType:
@@ -99,7 +105,7 @@ def has_answer_type(sentence: str, kind: AnswerType, question: str) -> bool:
         # A bare year ("in 2020") dates a statement; it is not the amount asked for.
         return any(
             m.group() not in q and not _YEAR_RE.fullmatch(m.group())
-            for m in _NUMBER_RE.finditer(sentence)
+            for m in _NUMBER_RE.finditer(DATE_PARTS_RE.sub(" ", sentence))
         )
     if kind is AnswerType.DATE:
         return any(m.group().lower() not in q for m in _DATE_RE.finditer(sentence))

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bot.answer_types import AnswerType
+from bot.answer_types import DATE_PARTS_RE, AnswerType
 from bot.citations import check_citations, figures
 from bot.selector import ScoredSentence, Selection, SentenceEmbedder, load_model, select
 from bot.types import Answer, Citation, Hit
@@ -118,10 +118,11 @@ class _Writer:
 
 
 def _amounts(sentence: str) -> set[Decimal]:
-    """The figures of a sentence, without years ("for 2023" is the period, not the value)."""
+    """The figures of a sentence, without years ("for 2023" is the period, not the value)
+    or the day and month of a date ("12月10日": when it was said, not what)."""
     return {
         f.scaled
-        for f in figures(sentence)
+        for f in figures(DATE_PARTS_RE.sub(" ", sentence))
         if f.percent or f.has_scale or not (1900 <= f.value <= 2100 and f.value == int(f.value))
     }
 

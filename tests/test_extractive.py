@@ -103,6 +103,12 @@ def test_answer_type_presence_ignores_what_the_question_already_says() -> None:
     assert has_answer_type("It opened on July 21, 2017.", AnswerType.DATE, "When did it open?")
     assert not has_answer_type("It opened with fanfare.", AnswerType.DATE, "When did it open?")
     assert has_answer_type("The winner was Ashleigh Barty.", AnswerType.PERSON, "Who won?")
+    # The day and month of a date are not the amount asked for.
+    zh = "河南2021年的粮食总产量是多少？"
+    said = "12月10日，河南正式公布2021年全年粮食总产量。"
+    assert not has_answer_type(said, AnswerType.NUMBER, zh)
+    assert has_answer_type("2021年河南粮食总产量1308.84亿斤。", AnswerType.NUMBER, zh)
+    assert not has_answer_type("On June 30, 2023 the council met.", AnswerType.NUMBER, q)
 
 
 # -- answers ------------------------------------------------------------------------------
