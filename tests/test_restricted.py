@@ -213,10 +213,15 @@ def test_ids_chroma_no_longer_holds_fall_back_to_the_where_query(
         assert not {"big-0", "big-1", "small-3"} & set(_ids(got))
 
 
-@pytest.mark.parametrize("exact_max", [10**6, 0, EXACT_MAX], ids=["exact", "ids", "both"])
+@pytest.mark.parametrize(
+    ("which", "exact_max"),
+    [("store", 10**6), ("store", 0), ("store", EXACT_MAX), ("server_store", EXACT_MAX)],
+    ids=["exact", "ids", "both", "both-on-a-chroma-server"],
+)
 def test_retrieval_fuses_the_same_lists_as_with_where_filters(
-    store: IndexStore, model_dir: Path, exact_max: int
+    request: pytest.FixtureRequest, which: str, model_dir: Path, exact_max: int
 ) -> None:
+    store: IndexStore = request.getfixturevalue(which)
     embeddings = LocalEmbeddings(model_dir)
     lexical = LexicalIndex.build(store.all_chunks())
     new = Retriever(store, embeddings, dense_k=K, exact_max=exact_max)
@@ -256,9 +261,11 @@ def _exact_window_list(store: IndexStore, vector: list[float], window: DateInten
     return sorted([*inside, *undated], key=lambda c: -similarity[c])[:K]
 
 
+@pytest.mark.parametrize("which", ["store", "server_store"], ids=["embedded", "chroma-server"])
 def test_the_unfiltered_list_is_chromas_with_the_bm25_indexs_chunks(
-    store: IndexStore, model_dir: Path
+    request: pytest.FixtureRequest, which: str, model_dir: Path
 ) -> None:
+    store: IndexStore = request.getfixturevalue(which)
     everything = store.all_chunks()
     behind = [c for c in everything if not c.chunk_id.startswith("small-")]  # an ingest ago
     retriever = Retriever(store, LocalEmbeddings(model_dir), dense_k=K)
