@@ -133,10 +133,14 @@ class ChunkFilter:
     @cached_property
     def _dates(self) -> tuple[npt.NDArray[np.int64], BoolArray]:
         """Each chunk's ``date_ord`` and whether its date is a real day (``_date_ord``)."""
-        dates = self.lexical.column("date")
-        ords = {d: _date_ord(d) for d in set(dates)}  # a few hundred distinct dates
-        date_ord = np.fromiter((ords[d][0] for d in dates), dtype=np.int64, count=self.size)
-        real_day = np.fromiter((ords[d][1] for d in dates), dtype=bool, count=self.size)
+        distinct: dict[str | None, int] = {}  # a few hundred dates, numbered
+        numbers = np.fromiter(
+            (distinct.setdefault(d, len(distinct)) for d in self.lexical.column("date")),
+            dtype=np.int64, count=self.size,
+        )  # fmt: skip
+        table = [_date_ord(d) for d in distinct]
+        date_ord = np.asarray([o for o, _ in table], dtype=np.int64)[numbers]
+        real_day = np.asarray([r for _, r in table], dtype=bool)[numbers]
         return date_ord, real_day
 
     @cached_property
