@@ -51,9 +51,12 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
             re.IGNORECASE,
         ),
     ),
+]
+# Measures a briefing reports as amounts ("What was X's operating profit?"), after the
+# person and place words ("Who reported the highest profit?" asks for a name), and only in
+# a question: a followed topic ("green valley water plan budget") asks for no amount.
+_MEASURE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
     (
-        # Measures a briefing reports as amounts ("What was X's operating profit?"), after
-        # the person and place words: "Who reported the highest profit?" asks for a name.
         AnswerType.NUMBER,
         re.compile(
             r"\b(?:profit|income|earnings|loss(?:es)?|margin|dividend|output|spending"
@@ -65,6 +68,7 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
     ),
 ]
 
+_QUESTION_RE = re.compile(r"[?？]|^\s*(?:what|which|how)\b|吗|呢|多少", re.IGNORECASE)
 _NUMBER_RE = re.compile(
     r"\d+(?:[.,]\d+)*|[零一二三四五六七八九十百千万亿两]+(?=[人个名亿万元次项家座])"
 )
@@ -93,6 +97,10 @@ def answer_type(question: str) -> AnswerType:
     for kind, pattern in _TYPE_PATTERNS:
         if pattern.search(question):
             return kind
+    if _QUESTION_RE.search(question):
+        for kind, pattern in _MEASURE_PATTERNS:
+            if pattern.search(question):
+                return kind
     return AnswerType.ANY
 
 

@@ -89,7 +89,8 @@ def test_spans_are_exact_offsets() -> None:
         ("Describe the policy on industrial internet", AnswerType.ANY),
         ("What was Halden Grid's operating profit in 2023?", AnswerType.NUMBER),
         ("Who reported the highest profit?", AnswerType.PERSON),  # a name, not the amount
-        ("星澜科技上半年净利润", AnswerType.NUMBER),
+        ("星澜科技上半年净利润是多少？", AnswerType.NUMBER),
+        ("green valley water plan budget", AnswerType.ANY),  # a followed topic, no question
     ],
 )
 def test_answer_type(question: str, kind: AnswerType) -> None:
