@@ -179,7 +179,7 @@ _VAGUE_MONTHS = {"early": (1, 6), "start": (1, 6), "beginning": (1, 6), "mid": (
 # "Years ended December 31, 2022 2021 2020" heads a table of those years (2022 first);
 # "three months ended June 30, 2023" is Q2; "as of December 31, 2022" a moment.
 _ENDED_RE = re.compile(
-    rf"(?:(?P<span>years?|twelve\s+months|(?P<n>three|six|nine)\s+months|quarters?)\s+"
+    rf"\b(?:(?P<span>years?|twelve\s+months|(?P<n>three|six|nine)\s+months|quarters?)\s+"
     rf"(?:ended|ending)|(?P<at>as\s+of|as\s+at|at))\s+(?P<mon>{MONTH_PATTERN})\.?\s+\d{{1,2}},?\s*$",
     re.IGNORECASE,
 )
@@ -242,8 +242,10 @@ def period_conflict(asked: Period, given: Period | None, *, amount: bool) -> boo
         return False
     if asked.year is not None and given.year is not None and asked.year != given.year:
         return True
-    if asked.loose:  # "early 2024": a period inside the span answers, a whole year too
-        return not given.whole_year and not (asked.first <= given.first <= given.last <= asked.last)
+    if asked.loose:  # "early 2024": a period inside the span answers; the year's amount not
+        if given.whole_year:
+            return amount
+        return not asked.first <= given.first <= given.last <= asked.last
     if asked.whole_year:
         return amount and not given.whole_year and not given.point
     if given.whole_year:
