@@ -55,18 +55,13 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
 # Measures a briefing reports as amounts ("What was X's operating profit?"), after the
 # person and place words ("Who reported the highest profit?" asks for a name), and only in
 # a question: a followed topic ("green valley water plan budget") asks for no amount.
-_MEASURE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
-    (
-        AnswerType.NUMBER,
-        re.compile(
-            r"\b(?:profit|income|earnings|loss(?:es)?|margin|dividend|output|spending"
-            r"|expenditure|investment|exports?|imports?|gdp|inflation|turnover|throughput|debt"
-            r"|deficit|surplus|assets|capex|ebitda|budget|population|headcount|workforce)\b"
-            r"|利润|营收|收入|投入|产值|进出口|出口额|进口额",
-            re.IGNORECASE,
-        ),
-    ),
-]
+_MEASURE_RE = re.compile(
+    r"\b(?:profit|income|earnings|loss(?:es)?|margin|dividend|output|spending"
+    r"|expenditure|investment|exports?|imports?|gdp|inflation|turnover|throughput|debt"
+    r"|deficit|surplus|assets|capex|ebitda|budget|population|headcount|workforce)\b"
+    r"|利润|营收|收入|投入|产值|进出口|出口额|进口额",
+    re.IGNORECASE,
+)
 
 _QUESTION_RE = re.compile(r"[?？]|^\s*(?:what|which|how)\b|吗|呢|多少", re.IGNORECASE)
 _NUMBER_RE = re.compile(
@@ -97,10 +92,8 @@ def answer_type(question: str) -> AnswerType:
     for kind, pattern in _TYPE_PATTERNS:
         if pattern.search(question):
             return kind
-    if _QUESTION_RE.search(question):
-        for kind, pattern in _MEASURE_PATTERNS:
-            if pattern.search(question):
-                return kind
+    if _QUESTION_RE.search(question) and _MEASURE_RE.search(question):
+        return AnswerType.NUMBER
     return AnswerType.ANY
 
 
