@@ -25,8 +25,10 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -99,7 +101,7 @@ class WebhookSettings(BaseModel):
         None, description="Public HTTPS URL for webhook mode. Unset: long polling."
     )
     listen: str = Field("0.0.0.0", description="Webhook listen address.")
-    port: int = Field(8443, description="Webhook listen port.")
+    port: int = Field(8443, ge=1, le=65535, description="Webhook listen port.")
     secret: SecretStr | None = Field(
         None, description="Secret token Telegram sends with each webhook request."
     )
@@ -114,10 +116,16 @@ class WatchSettings(BaseModel):
         False, description="Watch DOCUMENTS_DIR inside `briefing bot` (as `briefing bot --watch`)."
     )
     quiet_s: float = Field(
-        0.5, gt=0, description="Seconds without a new changed file that end a burst of drops."
+        0.5,
+        gt=0,
+        le=3600,
+        description="Seconds without a new changed file that end a burst of drops.",
     )
     settle_s: float = Field(
-        1.0, gt=0, description="Seconds a changed file must keep its size and mtime to be read."
+        1.0,
+        gt=0,
+        le=3600,
+        description="Seconds a changed file must keep its size and mtime to be read.",
     )
 
 
@@ -143,9 +151,11 @@ class Settings(IndexSettings):
         "llm: an OpenAI-compatible chat model writes the answer (falls back to extractive).",
     )
     llm_model: str = Field("gpt-4o-mini", description="Chat model id at the endpoint.")
-    llm_timeout_s: float = Field(30.0, description="Seconds before an LLM call is abandoned.")
-    llm_max_tokens: int = Field(400, description="Largest LLM answer, in tokens.")
-    top_k: int = Field(5, description="Passages retrieved per question.")
+    llm_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="Seconds before an LLM call is abandoned."
+    )
+    llm_max_tokens: int = Field(400, ge=1, le=32768, description="Largest LLM answer, in tokens.")
+    top_k: int = Field(5, ge=1, le=100, description="Passages retrieved per question.")
     refusal_threshold: float | None = Field(
         None,
         ge=0.0,
@@ -154,12 +164,18 @@ class Settings(IndexSettings):
         "documents do not hold the answer. Empty: the threshold calibrated with the answer "
         "selector (bot/selector_weights.json). Higher: fewer wrong answers, more refusals.",
     )
-    history_turns: int = Field(4, description="Previous questions kept per conversation.")
-    history_ttl_s: int = Field(1800, description="Seconds after which a conversation is forgotten.")
-    rate_limit_per_minute: int = Field(
-        12, description="Questions per user per minute in Telegram. 0: no limit."
+    history_turns: int = Field(
+        4, ge=0, le=100, description="Previous questions kept per conversation."
     )
-    max_question_chars: int = Field(1000, description="Longer questions are cut (with a note).")
+    history_ttl_s: int = Field(
+        1800, ge=1, le=604_800, description="Seconds after which a conversation is forgotten."
+    )
+    rate_limit_per_minute: int = Field(
+        12, ge=0, le=10_000, description="Questions per user per minute in Telegram. 0: no limit."
+    )
+    max_question_chars: int = Field(
+        1000, ge=10, le=100_000, description="Longer questions are cut (with a note)."
+    )
     log_level: str = Field("INFO", description="Logging level.")
 
     telegram: TelegramSettings = Field(
@@ -268,12 +284,45 @@ def _variable(loc: tuple[int | str, ...]) -> str:
     return "_".join(str(part) for part in loc).upper()
 
 
+_BOUND_TYPES = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
+)
+
+
+def value_range(field: FieldInfo) -> str | None:
+    """The range a numeric setting accepts, in words ("from 1 to 65535"), from its bounds."""
+    low = high = None
+    for bound in field.metadata:
+        if isinstance(bound, annotated_types.Ge):
+            low = f"from {bound.ge}"
+        elif isinstance(bound, annotated_types.Gt):
+            low = f"above {bound.gt}"
+        elif isinstance(bound, annotated_types.Le):
+            high = f"to {bound.le}" if low and low.startswith("from") else f"at most {bound.le}"
+        elif isinstance(bound, annotated_types.Lt):
+            high = f"below {bound.lt}"
+    if low and high and low.startswith("above") and high.startswith("at most"):
+        return f"{low} and {high}"
+    return " ".join(part for part in (low, high) if part) or None
+
+
 def describe_error(err: ValidationError) -> str:
-    """One line naming each bad variable and what it expects (values of secrets not shown)."""
-    secrets = {n for n, f in _leaf_fields() if f.annotation in (SecretStr, SecretStr | None)}
+    """One line naming each bad variable and what it expects (values of secrets not shown);
+    a number out of range gets the whole range ("MAX_FILE_MB: must be above 0 and at most
+    100000 (got -1)")."""
+    fields = dict(_leaf_fields())
+    secrets = {n for n, f in fields.items() if f.annotation in (SecretStr, SecretStr | None)}
     problems = []
     for error in err.errors():
         name = _variable(error["loc"])
+        if not name:  # a check across settings: its message names them
+            problems.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
+        field = fields.get(name)
+        bounds = value_range(field) if field is not None else None
+        if error["type"] in _BOUND_TYPES and bounds:
+            problems.append(f"{name}: must be {bounds} (got {error.get('input')!r})")
+            continue
         if error["type"] == "extra_forbidden":
             guess = _near_miss(name)
             hint = f"; did you mean {guess}?" if guess else ""
@@ -318,8 +367,10 @@ def env_example() -> str:
         "",
     ]
     for name, field in _leaf_fields():
-        lines.append(f"# {field.description}")
-        if field.default is None:
+        bounds = value_range(field)
+        lines.append(f"# {field.description}" + (f" Range: {bounds}." if bounds else ""))
+        if field.default is None or field.default_factory is not None:
+            # Optional, or a default that depends on the machine (DATA_DIR): unset keeps it.
             lines.append(f"# {name}=")
         else:
             lines.append(f"{name}={_env_value(field.default)}")
@@ -327,8 +378,25 @@ def env_example() -> str:
     return "\n".join(lines)
 
 
+def resolved_paths(settings: Settings) -> list[str]:
+    """Where this configuration reads and writes, as absolute paths (``briefing config``)."""
+    data = settings.data_dir.expanduser().resolve()
+    index = (
+        f"Chroma server {settings.chroma_host}:{settings.chroma_port}"
+        if settings.chroma_host
+        else f"{data / 'chroma'}"
+    )
+    return [
+        f"data folder:  {data}",
+        f"index:        {index}",
+        f"documents:    {settings.documents_dir.expanduser().resolve()}",
+        f"model:        {settings.resolved_model_dir.expanduser().resolve()}",
+    ]
+
+
 def env_text(settings: Settings) -> str:
-    """The effective settings as valid ``.env`` text; unset values and secrets commented out."""
+    """The effective settings as valid ``.env`` text (paths absolute; unset values and secrets
+    commented out), ending with the resolved paths as comments."""
     values: dict[str, object] = {}
     for name, value in settings.model_dump().items():
         if name in SUB_MODELS:
@@ -342,6 +410,9 @@ def env_text(settings: Settings) -> str:
             lines.append(f"# {name}=")
         elif isinstance(value, SecretStr):
             lines.append(f"# {name}=… (set; hidden)")
+        elif name in ("DATA_DIR", "DOCUMENTS_DIR"):
+            lines.append(f"{name}={Path(str(value)).expanduser().resolve()}")
         else:
             lines.append(f"{name}={_env_value(value)}")
+    lines += ["", "# Resolved paths:", *(f"#   {line}" for line in resolved_paths(settings))]
     return "\n".join(lines) + "\n"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from platformdirs import user_cache_dir
-from pydantic import Field, SecretStr
+from platformdirs import user_cache_dir, user_data_dir
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The local model's graph for a new index (EMBEDDING_PRECISION); see ingest.onnx_export.
@@ -22,6 +22,12 @@ DEFAULT_PRECISION: Precision = "fp32"
 def default_model_dir() -> Path:
     """Where ``briefing models install`` puts the model unless MODEL_DIR says otherwise."""
     return Path(user_cache_dir("briefing-bot", appauthor=False)) / "models" / "all-MiniLM-L6-v2"
+
+
+def default_data_dir() -> Path:
+    """The index's folder unless DATA_DIR says otherwise: the user's data folder, so every
+    command finds the same index whatever folder it is run from."""
+    return Path(user_data_dir("briefing-bot", appauthor=False))
 
 
 class IndexSettings(BaseSettings):
@@ -38,14 +44,18 @@ class IndexSettings(BaseSettings):
         description="Folder of documents (txt, md, html, pdf, docx) for ingest and the watcher.",
     )
     data_dir: Path = Field(
-        Path("data"),
-        description="Where the embedded Chroma index, the ingest manifest and the model live.",
+        default_factory=default_data_dir,
+        description="Where the index lives (embedded Chroma, the ingest manifest, the BM25 "
+        "files, followed topics). Default: the user's data folder (~/.local/share/briefing-bot "
+        "on Linux), the same from every folder.",
     )
     chroma_host: str | None = Field(
         None,
         description="Chroma server host. Unset: embedded Chroma on disk under DATA_DIR/chroma.",
     )
-    chroma_port: int = Field(8000, description="Chroma server port (with CHROMA_HOST).")
+    chroma_port: int = Field(
+        8000, ge=1, le=65535, description="Chroma server port (with CHROMA_HOST)."
+    )
     chroma_ssl: bool = Field(False, description="Use HTTPS to reach the Chroma server.")
     chroma_collection: str = Field("briefings", description="Chroma collection name.")
     embedding_backend: Literal["local", "openai"] = Field(
@@ -68,8 +78,8 @@ class IndexSettings(BaseSettings):
         DEFAULT_PRECISION,
         description="Graph of the local model a new index is built with. fp32: the full-"
         "precision (fused) graph. int8: weights int8 (built by `briefing models install`), "
-        "~1.3x faster ingest; vectors cosine 0.994 to fp32; opt-in because two answer rows "
-        "lost a point with it (bench/RESULTS.md). An existing index keeps the graph that built "
+        "faster ingest, vectors close to fp32's but not identical; opt-in (measured in "
+        "bench/RESULTS.md). An existing index keeps the graph that built "
         "it (recorded in the index); a change applies to new indexes and `ingest --rebuild`.",
     )
     openai_api_key: SecretStr | None = Field(
@@ -81,11 +91,27 @@ class IndexSettings(BaseSettings):
         "(vLLM, Ollama, llama.cpp server). Unset: api.openai.com.",
     )
     chunk_tokens: int = Field(
-        256, description="Largest chunk in model word pieces, title prefix included."
+        256,
+        ge=32,
+        le=8192,
+        description="Largest chunk in model word pieces, title prefix included.",
     )
-    chunk_overlap_tokens: int = Field(32, description="Overlap between neighbouring chunks.")
-    max_file_mb: float = Field(50.0, description="Files larger than this are reported and skipped.")
-    embed_batch_size: int = Field(64, description="Texts per embedding batch.")
+    chunk_overlap_tokens: int = Field(
+        32, ge=0, le=4096, description="Overlap between neighbouring chunks (below CHUNK_TOKENS)."
+    )
+    max_file_mb: float = Field(
+        50.0, gt=0, le=100_000, description="Files larger than this are reported and skipped."
+    )
+    embed_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embedding batch.")
+
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self) -> IndexSettings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                f"CHUNK_OVERLAP_TOKENS ({self.chunk_overlap_tokens}) must be below CHUNK_TOKENS "
+                f"({self.chunk_tokens})"
+            )
+        return self
 
     @property
     def resolved_model_dir(self) -> Path:

@@ -28,6 +28,8 @@ _HOME.mkdir(parents=True, exist_ok=True)
 os.environ["HOME"] = str(_HOME)
 # platformdirs' cache folder (the default MODEL_DIR) follows XDG_CACHE_HOME before HOME.
 os.environ["XDG_CACHE_HOME"] = str(_HOME / ".cache")
+# ... and its data folder (the default DATA_DIR) follows XDG_DATA_HOME.
+os.environ["XDG_DATA_HOME"] = str(_HOME / ".local" / "share")
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["PTB_TIMEDELTA"] = "1"  # as `briefing bot` runs it
