@@ -36,6 +36,7 @@ from ingest.metadata import (
     parse_date,
     press_metadata,
     strip_boilerplate,
+    strip_dateline,
     title_from_text,
 )
 from ingest.types import Document, LoadError, PageSpan
@@ -392,10 +393,17 @@ def parse_document(
         text, count = strip_boilerplate(page)
         cleaned.append(text)
         removed += count
+    # A headline is looked for before the dateline goes (a first line that is a dateline is
+    # no headline; the lead sentence after it is none either).
+    first_line = title_from_text("\n".join(cleaned)) if found.title_from_first_line else None
+    # The wire dateline is metadata (read above into ``stated``), never answer material.
+    first = next((i for i, page in enumerate(cleaned) if page.strip()), None)
+    if first is not None:
+        cleaned[first], count = strip_dateline(cleaned[first])
+        removed += count
     text, spans = _join_pages(cleaned)
     if not text.strip():
         raise LoadError("no text (only distributor boilerplate)")
-    first_line = title_from_text(text) if found.title_from_first_line else None
     return Document(
         doc_id=doc_id,
         path=display_path or str(path),

@@ -133,6 +133,28 @@ def find_dateline(text: str) -> PressMeta | None:
     return None
 
 
+def strip_dateline(text: str) -> tuple[str, int]:
+    """``text`` without its wire dateline, and how many characters went.
+
+    The dateline ("DALIAN, CHINA, January 20, 2025 /EINPresswire.com/ --") is metadata:
+    ``press_metadata`` reads it before this runs, and kept in the text it would open the
+    first chunk and could be quoted as if it were evidence. The line's own text after it
+    (the lead sentence) stays.
+    """
+    head = text[:_HEAD_CHARS]
+    for pattern in _DATELINE_RES:
+        m = pattern.search(head)
+        if m is None:
+            continue
+        end = m.end()
+        while end < len(text) and text[end] in " \t":
+            end += 1
+        if end < len(text) and text[end] == "\n":  # a dateline on a line of its own
+            end += 1
+        return text[: m.start()] + text[end:], end - m.start()
+    return text, 0
+
+
 _URL = r"(?P<url>https?://[^\s<>\"'\]]+)"
 _SOURCE_URL_RE = re.compile(
     r"(?:press release can be viewed online at|view (?:the )?original content"

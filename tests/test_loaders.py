@@ -52,10 +52,12 @@ def test_html_main_text_and_metadata() -> None:
     assert doc.publisher == "Example Wire"
     assert doc.place == "HARBOUR CITY"
     # Paragraphs are separated by a blank line; HTML line wrapping and runs of spaces are not.
+    # The dateline ("HARBOUR CITY, March 3, 2021 /Example Wire/ --") is metadata, not text.
     assert (
-        "\n\nHARBOUR CITY, March 3, 2021 /Example Wire/ -- The port authority of the fictional "
+        "\n\nThe port authority of the fictional "
         "Harbour City opened a combined rail and sea corridor on Wednesday.\n\n" in doc.text
     )
+    assert "/Example Wire/" not in doc.text
     assert "four inland depots, officials said.\nFreight volume" in doc.text  # <br>
     assert "North 210 km" in doc.text
     dropped_parts = [

@@ -16,6 +16,7 @@ from ingest.metadata import (
     parse_date,
     press_metadata,
     strip_boilerplate,
+    strip_dateline,
     title_from_text,
 )
 
@@ -249,5 +250,8 @@ def test_real_release_metadata_and_cleaning(release_path: Path) -> None:
         assert marker not in doc.text
     assert doc.text.endswith("as requested by the general secretary.")
     assert doc.removed_boilerplate > 500
-    body_paragraphs = [p.strip() for p in raw.split("\n\n") if p.strip()][:-4]
-    assert all(p in doc.text for p in body_paragraphs)
+    # ... and the wire dateline is metadata (place, date, publisher above), out of the text.
+    assert "/EINPresswire.com/" not in doc.text
+    assert doc.text.split("\n\n")[1].startswith("On the evening of September 3, Xinwen Lianbo")
+    body_paragraphs = [strip_dateline(p.strip())[0] for p in raw.split("\n\n") if p.strip()]
+    assert all(p in doc.text for p in body_paragraphs[:-4])
