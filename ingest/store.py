@@ -9,6 +9,7 @@ built it, and a generation counter that readers use to notice a re-ingest.
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -21,12 +22,16 @@ from chromadb.api import ClientAPI
 from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings as ChromaClientSettings
 
+from ingest.caller_vectors import CallerVectors, record_caller_vectors
+
 # Re-exported: callers have long imported these from here.
 from ingest.errors import IndexMismatch as IndexMismatch
 from ingest.errors import IndexUnavailable as IndexUnavailable
 from ingest.sentence_vectors import SENTENCE_VECTORS_KEY
 from ingest.settings import IndexSettings
 from ingest.types import Chunk, Document, IndexedChunk
+
+log = logging.getLogger(__name__)
 
 INDEX_FORMAT = "1"
 _PAGE = 2000  # ids per get/delete call: keeps request bodies small on the server path
@@ -386,12 +391,16 @@ def open_index(settings: IndexSettings, embeddings: EmbeddingModel) -> IndexStor
         existing = None
     if existing is not None:
         follow_record(dict(existing.metadata or {}), embeddings)
+        try:
+            record_caller_vectors(existing, embeddings.name)
+        except Exception as err:  # a read-only server or an older one: the record can wait
+            log.debug("could not update the collection's embedding-function record: %s", err)
         return IndexStore(client, existing, name, embeddings, settings)
     collection = client.get_or_create_collection(
         name,
         configuration={"hnsw": {"space": "cosine"}},
         metadata={**_fingerprint(embeddings), "generation": "0"},
-        embedding_function=None,
+        embedding_function=CallerVectors(embeddings.name),
     )
     return IndexStore(client, collection, name, embeddings, settings)
 
