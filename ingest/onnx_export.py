@@ -14,6 +14,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -256,48 +258,69 @@ def quantize_int8(
 
     onnxruntime's dynamic quantisation, per output channel, of the 36 weight MatMuls only.
     The parts that lose most in int8 stay fp32: the embedding tables, LayerNorm, Softmax,
-    GELU and the two activation-by-activation MatMuls of attention. Quantising every
-    MatMul per tensor (the first try) gave a mean cosine of 0.95 against fp32 (min 0.88);
-    this gives 0.992 (min 0.976) at 1.3× the speed on 2 cores (bench/embed_bench.py).
+    GELU and the two activation-by-activation MatMuls of attention (quantising every MatMul
+    per tensor lost far more; measured in bench/embed_bench.py, bench/RESULTS.md).
     ``onnx_file=FUSED_FILE`` quantises the fused graph instead (its attention projections
-    stay fp32 inside the fused kernel): 1.58× fp32 on real chunks, cosine 0.994, retrieval
-    rows unchanged (bench/model_variants.py, bench/RESULTS.md). ``install_model`` writes
-    that one (``model.fused.int8.onnx``, ~2 s); its vectors differ from fp32's, so an index
+    stay fp32 inside the fused kernel; bench/model_variants.py). ``install_model`` writes
+    that one (``model.fused.int8.onnx``); its vectors differ from fp32's, so an index
     records the graph that built it (``graph_model_name``).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out = Path(model_dir) / out_file
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    quiet = _QuietQuantisation()
-    logging.getLogger().addFilter(quiet)
     try:
-        quantize_dynamic(
-            str(Path(model_dir) / onnx_file),
-            str(tmp),
-            op_types_to_quantize=["MatMul"],
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            # Shape inference cannot type the outputs of the fused graph's contrib ops;
-            # every activation here is float.
-            extra_options={"MatMulConstBOnly": True, "DefaultTensorType": 1},  # 1 = FLOAT
-        )
+        with quiet_onnxruntime():
+            quantize_dynamic(
+                str(Path(model_dir) / onnx_file),
+                str(tmp),
+                op_types_to_quantize=["MatMul"],
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                # Shape inference cannot type the outputs of the fused graph's contrib ops;
+                # every activation here is float.
+                extra_options={"MatMulConstBOnly": True, "DefaultTensorType": 1},  # 1 = FLOAT
+            )
         tmp.replace(out)
     finally:
-        logging.getLogger().removeFilter(quiet)
         tmp.unlink(missing_ok=True)
     return out
 
 
-class _QuietQuantisation(logging.Filter):
-    """onnxruntime's quantiser logs on the root logger: a line per tensor at INFO (shown
-    when LOG_LEVEL=INFO) and advice meant for image models at WARNING. Drop both."""
+class _QuietOnnxruntime(logging.Filter):
+    """onnxruntime's Python tools log through the standard loggers: the quantiser a line per
+    tensor at INFO on the root logger, the transformer optimiser its fusions at INFO
+    ("Fused Gelu: 6") under module names such as ``fusion_base``, and both advice that does
+    not apply here at WARNING (pre-processing for image models; "Model producer not
+    matched", as our graph is not torch's). Drop all that; keep real warnings."""
+
+    _ADVICE = ("pre-processing before quantization", "Model producer not matched")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if "onnxruntime" not in record.pathname:
             return True
-        advice = "pre-processing before quantization" in record.getMessage()
+        advice = any(text in record.getMessage() for text in self._ADVICE)
         return record.levelno >= logging.WARNING and not advice
+
+
+@contextmanager
+def quiet_onnxruntime() -> Iterator[None]:
+    """Building a graph: onnxruntime's native log at errors only, its Python tools' INFO
+    lines and inapplicable advice dropped (on the root logger and its handlers, since a
+    logger's own filter does not see records propagated from its children)."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)  # errors only, for sessions the tools open
+    quiet = _QuietOnnxruntime()
+    root = logging.getLogger()
+    targets: list[logging.Filterer] = [root, *root.handlers]
+    for target in targets:
+        target.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for target in targets:
+            target.removeFilter(quiet)
 
 
 def fuse_graph(model_dir: Path, *, source_dir: Path | None = None) -> Path:
@@ -320,19 +343,20 @@ def fuse_graph(model_dir: Path, *, source_dir: Path | None = None) -> Path:
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         build_onnx(source / "model.safetensors", source / "config.json", plain, fusable=True)
-        fused = optimizer.optimize_model(
-            str(plain),
-            model_type="bert",
-            num_heads=int(cfg["num_attention_heads"]),
-            hidden_size=int(cfg["hidden_size"]),
-            opt_level=0,  # only the Python fusions; the session applies its own at load
-            use_gpu=False,
-            verbose=False,
-        )
-        counts = fused.get_fused_operator_statistics()
-        if counts.get("Attention", 0) != int(cfg["num_hidden_layers"]):
-            raise RuntimeError(f"attention fusion did not apply to every layer: {counts}")
-        fused.save_model_to_file(str(tmp))
+        with quiet_onnxruntime():
+            fused = optimizer.optimize_model(
+                str(plain),
+                model_type="bert",
+                num_heads=int(cfg["num_attention_heads"]),
+                hidden_size=int(cfg["hidden_size"]),
+                opt_level=0,  # only the Python fusions; the session applies its own at load
+                use_gpu=False,
+                verbose=False,
+            )
+            counts = fused.get_fused_operator_statistics()
+            if counts.get("Attention", 0) != int(cfg["num_hidden_layers"]):
+                raise RuntimeError(f"attention fusion did not apply to every layer: {counts}")
+            fused.save_model_to_file(str(tmp))
         tmp.replace(out)
     finally:
         plain.unlink(missing_ok=True)
