@@ -254,7 +254,7 @@ def stand_in_files(data: Path, old_base: Path, docs: Path) -> int:
     unchanged, as it would in production, and removes nothing.
     """
     prefix = str(old_base.resolve()) + os.sep
-    with sqlite3.connect(data / "manifest.sqlite") as db:
+    with sqlite3.connect(data / "state.sqlite") as db:
         rows = db.execute("SELECT path, size, mtime_ns FROM files").fetchall()
         moved = []
         for key, size, mtime_ns in rows:

@@ -1,6 +1,12 @@
-"""Followed topics, per chat, in SQLite beside the index (``DATA_DIR/subscriptions.sqlite``).
+"""Followed topics, per chat, in the store of record (``DATA_DIR/state.sqlite``, see
+``ingest.state``).
 
-Why SQLite and not PTB's persistence: matching runs after an ingest, outside any update,
+Followed topics must never be lost silently: every change also rewrites a plain copy,
+``DATA_DIR/follows-backup.json`` (``export_follows``'s format), which ``briefing doctor``
+and ``briefing follows import`` read back; a store found missing while that copy holds
+topics takes them back at once (``restore_if_lost``), with a warning.
+
+Why a table and not PTB's persistence: matching runs after an ingest, outside any update,
 and needs every chat's topics at once; PTB persistence keeps per-chat dicts in memory and
 flushes them on its own schedule, and persisting ``chat_data`` would also pickle the
 answers the bot keeps for the sources button. A table is queried directly, written at
@@ -10,29 +16,25 @@ No Telegram types here.
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from ingest.state import connect, damaged
+
+log = logging.getLogger(__name__)
+
+BACKUP_NAME = "follows-backup.json"
 
 MAX_TOPIC_CHARS = 200
 MAX_PER_CHAT = 20
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS subscriptions(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    chat_id INTEGER NOT NULL,
-    topic TEXT NOT NULL,
-    created_by INTEGER,
-    created_at TEXT NOT NULL,
-    UNIQUE(chat_id, topic)
-);
-CREATE INDEX IF NOT EXISTS subscriptions_chat ON subscriptions(chat_id);
-CREATE TABLE IF NOT EXISTS seen_documents(doc_id TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 
 class SubscriptionError(Exception):
@@ -58,15 +60,115 @@ def clean_topic(text: str) -> str:
     return topic
 
 
+def export_follows(subs: Sequence[Subscription]) -> str:
+    """The followed topics as JSON text (``briefing follows export``, the backup copy)."""
+    rows = [{k: v for k, v in asdict(s).items() if k != "id"} for s in subs]
+    return json.dumps({"follows": rows}, ensure_ascii=False, indent=1) + "\n"
+
+
+def parse_follows(text: str) -> list[dict[str, Any]]:
+    """The rows of ``export_follows`` text; ValueError when it is not that."""
+    data = json.loads(text)
+    rows = data["follows"] if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(
+        isinstance(r, dict)
+        and isinstance(r.get("chat_id"), int)
+        and isinstance(r.get("topic"), str)
+        for r in rows
+    ):
+        raise ValueError("not an export of followed topics ({'follows': [{chat_id, topic}, …]})")
+    return rows
+
+
+def backup_path(data_dir: Path) -> Path:
+    return data_dir / BACKUP_NAME
+
+
+def read_backup(data_dir: Path) -> list[dict[str, Any]]:
+    """The backup copy's rows ([] when absent or unreadable)."""
+    try:
+        return parse_follows(backup_path(data_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError) as err:
+        if backup_path(data_dir).exists():
+            log.warning(
+                "the followed topics' backup %s is unreadable: %s", backup_path(data_dir), err
+            )
+        return []
+
+
 class SubscriptionStore:
-    """Thread-safe: handlers (event loop) and matching (a worker thread) share it."""
+    """Thread-safe: handlers (event loop) and matching (a worker thread) share it.
+
+    ``path``: the store of record; StoreDamaged (naming it and ``briefing doctor``) if it
+    cannot be read, at open or later."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self.path = path
+        fresh = not path.exists()
+        self._db = connect(path)
         self._lock = threading.Lock()
+        if fresh:
+            self.restore_if_lost()
+
+    def restore_if_lost(self) -> int:
+        """A store created anew while the backup copy holds topics: take them back."""
+        rows = read_backup(self.path.parent)
+        if not rows or self.all():
+            return 0
+        added = self.import_rows(rows)
+        log.warning(
+            "%s was missing: %d followed topics restored from %s",
+            self.path,
+            added,
+            backup_path(self.path.parent),
+        )
+        return added
+
+    def import_rows(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Add the exported ``rows`` not followed yet; how many were added."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._lock:
+            before = self._count()
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO subscriptions(chat_id, topic, created_by, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                [
+                    (
+                        r["chat_id"],
+                        clean_topic(r["topic"]),
+                        r.get("created_by"),
+                        r.get("created_at") or now,
+                    )
+                    for r in rows
+                ],
+            )
+            self._db.execute("COMMIT")
+            added = self._count() - before
+        self._backup()
+        return added
+
+    def _count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM subscriptions").fetchone()[0])
+
+    def _backup(self) -> None:
+        """Rewrite the plain copy (temp file + rename: a reader sees either copy whole)."""
+        target = backup_path(self.path.parent)
+        tmp = target.with_suffix(".tmp")
+        try:
+            tmp.write_text(export_follows(self.all()), encoding="utf-8")
+            os.replace(tmp, target)
+        except OSError as err:
+            log.warning("could not write the followed topics' backup %s: %s", target, err)
+
+    def _run(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """One statement under the lock; damage found now is named like damage at open."""
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.DatabaseError as err:
+            raise damaged(self.path, err) from None
 
     def close(self) -> None:
         with self._lock:
@@ -74,13 +176,13 @@ class SubscriptionStore:
 
     def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[Subscription]:
         with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
+            rows = self._run(sql, args).fetchall()
         return [Subscription(*row) for row in rows]
 
     def add(self, chat_id: int, topic: str, created_by: int | None = None) -> Subscription:
         topic = clean_topic(topic)
         with self._lock:
-            existing = self._db.execute(
+            existing = self._run(
                 "SELECT COUNT(*) FROM subscriptions WHERE chat_id=?", (chat_id,)
             ).fetchone()[0]
             if existing >= MAX_PER_CHAT:
@@ -97,6 +199,7 @@ class SubscriptionStore:
                 raise SubscriptionError(f"This chat follows “{topic}” already.") from None
             row_id = cur.lastrowid
         (sub,) = self._rows("SELECT * FROM subscriptions WHERE id=?", (row_id,))
+        self._backup()
         return sub
 
     def of_chat(self, chat_id: int) -> list[Subscription]:
@@ -113,7 +216,8 @@ class SubscriptionStore:
             return None
         sub = subs[n - 1]
         with self._lock:
-            self._db.execute("DELETE FROM subscriptions WHERE id=?", (sub.id,))
+            self._run("DELETE FROM subscriptions WHERE id=?", (sub.id,))
+        self._backup()
         return sub
 
     # -- which documents followers have been told about ------------------------------------
@@ -127,41 +231,48 @@ class SubscriptionStore:
         after the bot started following, not the whole corpus.
         """
         with self._lock:
-            if self._db.execute("SELECT 1 FROM meta WHERE key='ledger'").fetchone() is None:
+            if self._run("SELECT 1 FROM meta WHERE key='ledger'").fetchone() is None:
                 return []
-            seen = {row[0] for row in self._db.execute("SELECT doc_id FROM seen_documents")}
+            seen = {row[0] for row in self._run("SELECT doc_id FROM seen_documents")}
         return [d for d in dict.fromkeys(current) if d not in seen]
 
     def mark_seen(self, current: Sequence[str]) -> None:
         """Remember ``current`` as the documents followers have been told about (called once
         their digests are sent, so a crash before that tells them again rather than never)."""
         with self._lock:
-            self._db.execute("BEGIN")
-            self._db.execute("DELETE FROM seen_documents")  # gone documents need no memory
-            self._db.executemany(
-                "INSERT OR IGNORE INTO seen_documents(doc_id) VALUES (?)", [(d,) for d in current]
-            )
-            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('ledger', '1')")
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("DELETE FROM seen_documents")  # gone documents need no memory
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO seen_documents(doc_id) VALUES (?)",
+                    [(d,) for d in current],
+                )
+                self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('ledger', '1')")
+                self._db.execute("COMMIT")
+            except sqlite3.DatabaseError as err:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise damaged(self.path, err) from None
 
     def ledger_started(self) -> bool:
         with self._lock:
-            row = self._db.execute("SELECT 1 FROM meta WHERE key='ledger'").fetchone()
+            row = self._run("SELECT 1 FROM meta WHERE key='ledger'").fetchone()
         return row is not None
 
     # -- small persistent facts (e.g. the last ingest run told) -------------------------------
 
     def meta(self, key: str) -> str | None:
         with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            row = self._run("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+            self._run("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     def remove_chat(self, chat_id: int) -> int:
         """Forget every topic of a chat (the bot was blocked or removed); returns how many."""
         with self._lock:
-            cur = self._db.execute("DELETE FROM subscriptions WHERE chat_id=?", (chat_id,))
+            cur = self._run("DELETE FROM subscriptions WHERE chat_id=?", (chat_id,))
+        self._backup()
         return cur.rowcount

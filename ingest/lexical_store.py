@@ -98,7 +98,7 @@ class LexicalFiles:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.dir = self.data_dir / "lexical"
-        self.manifest_path = self.data_dir / "manifest.sqlite"
+        self.manifest_path = self.data_dir / "state.sqlite"  # the store of record (ingest.state)
         self._preloaded: Future[Loaded | None] | None = None
         # The Chinese word file these terms are cut with is kept in the data folder too
         # (the temp dir may be emptied; a one-shot ask would then load jieba whole again).

@@ -1,11 +1,13 @@
-"""The ingest manifest: SQLite beside the index, mapping source files to documents to chunks.
+"""The ingest manifest: tables of the store of record (``ingest.state``) mapping source
+files to documents to chunks.
 
 It is the journal that makes ingest incremental and crash-safe:
 - ``files``: path → doc_id (content hash), with size and mtime for the no-read fast path;
 - ``docs``: doc_id → stored text, metadata and chunk ids (one row per distinct content);
 - ``pending``: chunk ids about to be written to Chroma, committed *before* the write, so a
   run killed mid-write leaves a record of exactly what to clean up;
-- ``runs``: the summary of each ingest, for ``/status``.
+- ``runs``: the summary of each ingest, for ``/status`` (the run log, ``ingest.runlog``,
+  keeps each run's files for the notices).
 A document that no file points at any more is an orphan; repair deletes its chunks.
 """
 
@@ -20,23 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ingest.state import connect
 from ingest.types import Document
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS files(
-    path TEXT PRIMARY KEY, doc_id TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS files_doc ON files(doc_id);
-CREATE TABLE IF NOT EXISTS docs(
-    doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL, date TEXT, url TEXT,
-    format TEXT NOT NULL, pages INTEGER NOT NULL, chunk_ids TEXT NOT NULL, text TEXT NOT NULL,
-    ingested_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS pending(doc_id TEXT PRIMARY KEY, chunk_ids TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs(
-    id INTEGER PRIMARY KEY AUTOINCREMENT, finished_at TEXT NOT NULL, report TEXT NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +49,10 @@ class DocRow:
 
 class Manifest:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we open transactions explicitly, so each commit is a
-        # deliberate crash-safe step rather than sqlite3's implicit batching.
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        """``path``: the store of record (``settings.manifest_path``); StoreDamaged if it
+        cannot be read."""
+        self.path = path
+        self.db = connect(path)
 
     def close(self) -> None:
         self.db.close()

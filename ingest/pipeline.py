@@ -3,7 +3,8 @@
 Order of writes (so that ``kill -9`` at any moment leaves a state the next run repairs):
 1. the chunk ids about to be written are committed to the manifest's ``pending`` table;
 2. the chunks are upserted into Chroma (idempotent: ids derive from content);
-3. one SQLite transaction records the documents and files and clears ``pending``;
+3. one SQLite transaction records the documents and files, clears ``pending`` and logs
+   those files' outcomes in the run log (``ingest.runlog``: a killed run's notice is exact);
 4. only then are replaced or deleted documents' chunks removed from Chroma.
 ``repair`` at the start of each run undoes whatever a killed run left half done.
 """
@@ -12,10 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,14 +61,36 @@ class _Queued:
 
 
 @dataclass
+class _Journal:
+    """This run's row of the run log, and how many of its results are written there."""
+
+    seq: int | None  # None: a dry run, not logged
+    logged: int = 0
+
+    def write(self, db: sqlite3.Connection, report: IngestReport) -> None:
+        """Log the results not logged yet, inside the caller's transaction."""
+        if self.seq is not None:
+            runlog.log_results(db, self.seq, report.results[self.logged :])
+        self.logged = len(report.results)
+
+
+@dataclass
 class _Run:
     settings: IndexSettings
     manifest: Manifest
     store: IndexStore | None
     embeddings: IndexEmbeddings
     report: IngestReport
+    journal: _Journal
     queue: dict[str, _Queued] = field(default_factory=dict)
     changed: bool = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A manifest transaction that also logs the results reported so far."""
+        with self.manifest.transaction() as db:
+            yield db
+            self.journal.write(db, self.report)
 
     @property
     def base(self) -> str:
@@ -110,13 +135,6 @@ class _Run:
                 self.report.results.append(FileResult(cand.display, Outcome.FAILED, reason))
             return
         self.changed = True
-        for q in items:
-            self.report.embedded_chunks += len(q.chunks)
-            self.report.pages += len(q.doc.pages)
-            for i, (cand, outcome) in enumerate(q.files):
-                note = None if i == 0 else f"same content as {q.files[0][0].display}; indexed once"
-                count = len(q.chunks) if i == 0 else 0
-                self.report.results.append(FileResult(cand.display, outcome, note, count))
 
     def _write_group(self, store: IndexStore, items: list[_Queued]) -> None:
         self.manifest.add_pending({q.doc.doc_id: [c.chunk_id for c in q.chunks] for q in items})
@@ -131,12 +149,27 @@ class _Run:
             ],
             vectors.tolist(),
         )
+        results = []
+        for q in items:
+            for i, (cand, outcome) in enumerate(q.files):
+                note = None if i == 0 else f"same content as {q.files[0][0].display}; indexed once"
+                count = len(q.chunks) if i == 0 else 0
+                results.append(FileResult(cand.display, outcome, note, count))
         with self.manifest.transaction() as db:
             for q in items:
                 Manifest.put_doc(db, q.doc, [c.chunk_id for c in q.chunks])
                 for cand, _ in q.files:
                     Manifest.put_file(db, FileRow(cand.key, q.doc.doc_id, cand.size, cand.mtime_ns))
             self.manifest.clear_pending([q.doc.doc_id for q in items])
+            # The files' outcomes commit with their rows: a kill after this is told exactly.
+            runlog_results = self.report.results[self.journal.logged :] + results
+            if self.journal.seq is not None:
+                runlog.log_results(db, self.journal.seq, runlog_results)
+        self.report.results.extend(results)
+        self.journal.logged = len(self.report.results)
+        for q in items:
+            self.report.embedded_chunks += len(q.chunks)
+            self.report.pages += len(q.doc.pages)
 
     def _forget_pending(self, q: _Queued) -> None:
         """Undo a failed write now: remove what reached Chroma and its journal row, so the
@@ -181,6 +214,11 @@ def run_ingest(
         embeddings = embeddings or make_embeddings(settings)
         manifest = Manifest(settings.manifest_path)
         marker = settings.data_dir / REBUILD_MARKER
+        journal = _Journal(None)
+        if not dry_run:
+            with manifest.transaction() as db:
+                runlog.close_interrupted(db)  # a killed run's work becomes tellable now
+                journal.seq = runlog.begin(db)
         try:
             if rebuild and not dry_run:
                 marker.touch()  # readers say "being rebuilt" rather than "no documents"
@@ -188,7 +226,7 @@ def run_ingest(
                 manifest.reset()
             store = open_index(settings, embeddings)
             try:
-                _run_steps(settings, manifest, store, embeddings, report, roots, progress)
+                _run_steps(settings, manifest, store, embeddings, report, journal, roots, progress)
             except IndexUnavailable as err:
                 raise IngestStopped(str(err), report) from err
             except Exception as err:  # Chroma failing outside a file's write
@@ -199,9 +237,11 @@ def run_ingest(
                 marker.unlink(missing_ok=True)
         finally:
             report.seconds = time.perf_counter() - started
-            if not dry_run:
-                manifest.record_run(_run_record(report))
-                runlog.append(settings.data_dir, report)  # tells the bot, whoever ran it
+            if not dry_run and journal.seq is not None:
+                with manifest.transaction() as db:  # tells the bot, whoever ran it
+                    journal.write(db, report)
+                    runlog.finish(db, journal.seq, report)
+                    manifest.record_run(_run_record(report))
             manifest.close()
     return report
 
@@ -212,13 +252,14 @@ def _run_steps(
     store: IndexStore,
     embeddings: IndexEmbeddings,
     report: IngestReport,
+    journal: _Journal,
     roots: list[Path],
     progress: Progress | None,
 ) -> None:
     dry_run = report.dry_run
     if not dry_run:
         report.repaired = repair(manifest, store)
-    run = _Run(settings, manifest, None if dry_run else store, embeddings, report)
+    run = _Run(settings, manifest, None if dry_run else store, embeddings, report, journal)
     _ingest_files(run, roots, progress)
     run.flush()
     if not dry_run:
@@ -277,7 +318,7 @@ def _ingest_files(run: _Run, roots: list[Path], progress: Progress | None) -> No
         for key in keys:
             report.results.append(FileResult(display_path(key, base), Outcome.REMOVED))
             if run.store is not None:
-                with manifest.transaction() as db:
+                with run.transaction() as db:
                     Manifest.drop_file(db, key)
                 run.changed = True
 
@@ -389,11 +430,11 @@ def _reuse_content(
         others = run.manifest.paths_of(doc_id)
         if others:
             note = f"same content as {display_path(others[0], run.base)}; indexed once"
+    run.report.results.append(FileResult(cand.display, outcome, note))
     if run.store is not None:
-        with run.manifest.transaction() as db:
+        with run.transaction() as db:
             Manifest.put_file(db, FileRow(cand.key, doc_id, cand.size, cand.mtime_ns))
         run.changed = True
-    run.report.results.append(FileResult(cand.display, outcome, note))
 
 
 def _finish(run: _Run) -> None:

@@ -1,57 +1,48 @@
 """The run log: what each ingest run changed, for whoever tells people about it.
 
-Every ingest run that changed something or failed a file — the bot's watcher, an admin's
-``/ingest``, a manual ``briefing ingest`` in another process — appends one JSON line to
-``DATA_DIR/runs.jsonl`` (``run_ingest`` calls ``append`` while it still holds the ingest
-lock). The bot reads the lines it has not handled yet (``read_after``) and tells admins
+Every ingest run — the bot's watcher, an admin's ``/ingest``, a manual ``briefing ingest``
+in another process — opens a row of ``run_log`` in the store of record (``ingest.state``)
+when it starts (``begin``) and writes each file's outcome to ``run_results`` in the same
+transaction as the manifest rows it changed (``log_results``). So whatever a run did is
+logged exactly, even when it is killed: the next run, under the ingest lock, marks such a
+run ``interrupted`` (``close_interrupted``), and the bot tells it like any other.
+
+The bot reads the finished runs it has not handled yet (``read_after``) and tells admins
 and followers; it remembers the last sequence number it handled, so a restart neither
-resends nor loses a run, and runs made while the bot was down are told when it starts.
-
-Why a file and not the manifest's ``runs`` table: the table keeps one summary per run for
-``/status``; the log keeps each file's outcome and reason, is read without opening the
-index, and is trimmed to its recent runs. Unchanged files are left out (a re-scan of
-thousands of files would otherwise write thousands of lines of nothing).
-
-Writers take ``runs.lock``; a trim rewrites the log to a temporary file and renames it
-over the old one, so a reader (which takes no lock) sees either log whole. A line still
-being written has no newline yet and is read next time.
+resends nor loses a run. Numbers come from SQLite's AUTOINCREMENT: never reused while the
+store exists. A run that changed nothing and failed nothing is dropped when it finishes
+(a re-scan of thousands of unchanged files is not news); dry runs are not logged.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
-import logging
 import os
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from ingest.state import connect, state_path
 from ingest.types import FileResult, IngestReport, Outcome
 
-log = logging.getLogger(__name__)
-
-LOG_NAME = "runs.jsonl"
-LOCK_NAME = "runs.lock"
-TRIM_AT_BYTES = 1_000_000  # a log this long is cut down to its recent runs...
-KEEP_BYTES = 250_000  # ...about this much of them (always at least the newest run)
+RUNNING, DONE, INTERRUPTED = "running", "done", "interrupted"
 
 
 @dataclass(frozen=True, slots=True)
 class LoggedRun:
     """One ingest run as the log holds it: ``report.results`` lists no unchanged file."""
 
-    seq: int  # 1, 2, 3, … in the order runs finished; never reused while the log exists
+    seq: int  # 1, 2, 3, … in the order runs started; never reused
     finished_at: str  # ISO 8601, UTC
     pid: int  # the process that ran it (the bot's own runs carry the bot's pid)
     report: IngestReport
+    interrupted: bool = False  # killed before it finished; the next run closed it
 
 
-def log_path(data_dir: Path) -> Path:
-    return data_dir / LOG_NAME
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def worth_logging(report: IngestReport) -> bool:
@@ -61,128 +52,103 @@ def worth_logging(report: IngestReport) -> bool:
     return report.repaired > 0 or any(r.outcome is not Outcome.UNCHANGED for r in report.results)
 
 
-def _encode(seq: int, report: IngestReport) -> str:
-    record: dict[str, Any] = {
-        "seq": seq,
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "pid": os.getpid(),
-        "seconds": round(report.seconds, 3),
-        "embedded_chunks": report.embedded_chunks,
-        "repaired": report.repaired,
-        "results": [
-            [r.path, r.outcome.value, r.reason, r.chunks]
-            for r in report.results
-            if r.outcome is not Outcome.UNCHANGED
-        ],
-    }
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
-def _decode(line: str) -> LoggedRun:
-    record = json.loads(line)
-    report = IngestReport(
-        results=[
-            FileResult(p, Outcome(o), reason, chunks) for p, o, reason, chunks in record["results"]
-        ],
-        seconds=float(record["seconds"]),
-        embedded_chunks=int(record["embedded_chunks"]),
-        repaired=int(record["repaired"]),
-    )
-    return LoggedRun(int(record["seq"]), str(record["finished_at"]), int(record["pid"]), report)
-
-
-def _complete_lines(path: Path) -> Iterator[str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return
-    # Split on "\n" only: JSON keeps U+2028 and friends (str.splitlines' other breaks) as is.
-    *lines, _unfinished = text.split("\n")
-    for line in lines:
-        if line.strip():
-            yield line + "\n"
-
-
-def read_all(data_dir: Path) -> list[LoggedRun]:
-    """Every run the log still holds, oldest first (unreadable lines are skipped, logged)."""
-    runs = []
-    for line in _complete_lines(log_path(data_dir)):
-        try:
-            runs.append(_decode(line))
-        except (ValueError, KeyError, TypeError) as err:
-            log.warning("skipping an unreadable line of %s: %s", log_path(data_dir), err)
-    return runs
-
-
-def read_after(data_dir: Path, seq: int) -> list[LoggedRun]:
-    """The runs after ``seq``, oldest first. If the log restarted (deleted with the data
-    folder, so its numbers are all below ``seq``), every run it holds is new."""
-    runs = read_all(data_dir)
-    if runs and runs[-1].seq < seq:
-        return runs
-    return [r for r in runs if r.seq > seq]
-
-
-def last_seq(data_dir: Path) -> int:
-    """The newest run's number (0: no run logged)."""
-    lines = list(_complete_lines(log_path(data_dir)))
-    for line in reversed(lines):
-        try:
-            return _decode(line).seq
-        except (ValueError, KeyError, TypeError):
-            continue
-    return 0
-
-
 @contextmanager
-def _locked(data_dir: Path) -> Iterator[None]:
-    with open(data_dir / LOCK_NAME, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def append(data_dir: Path, report: IngestReport) -> int | None:
-    """Log ``report`` if it is worth telling; its number, or None.
-
-    Never raises: the run itself is done and recorded in the manifest, and a log that
-    cannot be written must not turn it into a failure (the bot would miss this one run).
-    """
-    if not worth_logging(report):
-        return None
+def _db(where: Path | sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    if isinstance(where, sqlite3.Connection):
+        yield where
+        return
+    db = connect(state_path(where))
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with _locked(data_dir):
-            seq = last_seq(data_dir) + 1
-            path = log_path(data_dir)
-            with open(path, "ab+") as handle:
-                line = _encode(seq, report).encode("utf-8")
-                end = handle.seek(0, os.SEEK_END)
-                if end > 0:  # a writer killed mid-line left no newline: end that line first
-                    handle.seek(end - 1)
-                    if handle.read(1) != b"\n":
-                        line = b"\n" + line
-                handle.write(line)  # readers skip it until its newline is there
-            if path.stat().st_size > TRIM_AT_BYTES:
-                _trim(path)
-        return seq
-    except OSError as err:
-        log.warning("could not write the run log %s: %s", log_path(data_dir), err)
-        return None
+        yield db
+    finally:
+        db.close()
 
 
-def _trim(path: Path) -> None:
-    """Keep the newest runs (about KEEP_BYTES); the rename makes the swap atomic for readers."""
-    lines = list(_complete_lines(path))
-    kept: list[str] = []
-    size = 0
-    for line in reversed(lines):
-        if kept and size + len(line) > KEEP_BYTES:
-            break
-        kept.append(line)
-        size += len(line)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(reversed(kept)), encoding="utf-8")
-    os.replace(tmp, path)
+# -- writing (the ingest run, under the ingest lock) -----------------------------------------
+
+
+def close_interrupted(db: sqlite3.Connection) -> int:
+    """Mark the runs a kill left open as interrupted (they become tellable); how many."""
+    cur = db.execute(
+        "UPDATE run_log SET state=?, finished_at=? WHERE state=?", (INTERRUPTED, _now(), RUNNING)
+    )
+    return cur.rowcount
+
+
+def begin(db: sqlite3.Connection) -> int:
+    """Open this run's row; its sequence number."""
+    cur = db.execute(
+        "INSERT INTO run_log(state, started_at, pid) VALUES (?, ?, ?)",
+        (RUNNING, _now(), os.getpid()),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def log_results(db: sqlite3.Connection, seq: int, results: Sequence[FileResult]) -> None:
+    """Write ``results`` (unchanged files left out) inside the caller's transaction."""
+    start = db.execute("SELECT COUNT(*) FROM run_results WHERE seq=?", (seq,)).fetchone()[0]
+    rows = [r for r in results if r.outcome is not Outcome.UNCHANGED]
+    db.executemany(
+        "INSERT INTO run_results(seq, n, path, outcome, reason, chunks) VALUES (?,?,?,?,?,?)",
+        [(seq, start + i, r.path, r.outcome.value, r.reason, r.chunks) for i, r in enumerate(rows)],
+    )
+
+
+def finish(db: sqlite3.Connection, seq: int, report: IngestReport) -> None:
+    """Close the run inside the caller's transaction (dropped if it is not worth telling)."""
+    if not worth_logging(report):
+        db.execute("DELETE FROM run_results WHERE seq=?", (seq,))
+        db.execute("DELETE FROM run_log WHERE seq=?", (seq,))
+        return
+    db.execute(
+        "UPDATE run_log SET state=?, finished_at=?, seconds=?, embedded_chunks=?, repaired=? "
+        "WHERE seq=?",
+        (DONE, _now(), round(report.seconds, 3), report.embedded_chunks, report.repaired, seq),
+    )
+
+
+# -- reading (the bot) -----------------------------------------------------------------------
+
+
+def _runs(db: sqlite3.Connection, after: int) -> list[LoggedRun]:
+    rows = db.execute(
+        "SELECT seq, state, finished_at, pid, seconds, embedded_chunks, repaired FROM run_log "
+        "WHERE seq > ? ORDER BY seq",
+        (after,),
+    ).fetchall()
+    out = []
+    for seq, state, finished_at, pid, seconds, embedded, repaired in rows:
+        if state == RUNNING:
+            break  # told once it finishes (or the next run closes it): order is kept
+        results = [
+            FileResult(path, Outcome(outcome), reason, chunks)
+            for path, outcome, reason, chunks in db.execute(
+                "SELECT path, outcome, reason, chunks FROM run_results WHERE seq=? ORDER BY n",
+                (seq,),
+            )
+        ]
+        report = IngestReport(
+            results=results, seconds=float(seconds), embedded_chunks=embedded, repaired=repaired
+        )
+        out.append(LoggedRun(seq, str(finished_at), int(pid), report, state == INTERRUPTED))
+    return out
+
+
+def read_all(where: Path | sqlite3.Connection) -> list[LoggedRun]:
+    """Every finished run the log holds, oldest first (``where``: DATA_DIR or the store)."""
+    with _db(where) as db:
+        return _runs(db, 0)
+
+
+def read_after(where: Path | sqlite3.Connection, seq: int) -> list[LoggedRun]:
+    """The finished runs after ``seq``, oldest first, up to the first one still running."""
+    with _db(where) as db:
+        return _runs(db, seq)
+
+
+def last_seq(where: Path | sqlite3.Connection) -> int:
+    """The newest finished run's number (0: none)."""
+    with _db(where) as db:
+        row = db.execute("SELECT MAX(seq) FROM run_log WHERE state != ?", (RUNNING,)).fetchone()
+    return int(row[0] or 0)

@@ -129,4 +129,5 @@ class IndexSettings(BaseSettings):
 
     @property
     def manifest_path(self) -> Path:
-        return self.data_dir / "manifest.sqlite"
+        """The store of record (``ingest.state``), which holds the manifest's tables."""
+        return self.data_dir / "state.sqlite"

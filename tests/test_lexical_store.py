@@ -290,7 +290,7 @@ def test_a_reader_waits_for_the_running_ingest_to_save_the_new_generation(
     files = LexicalFiles(tmp_path)
     current = LexicalIndex.build(chunks[:50])
     files.save(current, "g1")
-    (tmp_path / "manifest.sqlite").write_bytes(b"")  # present: the manifest path is open
+    (tmp_path / "state.sqlite").write_bytes(b"")  # present: the manifest path is open
     locked, saved = threading.Event(), threading.Event()
 
     def ingest() -> None:  # has published g2 in Chroma; its BM25 files follow

@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from ingest import runlog
 from ingest.pipeline import run_ingest
+from ingest.state import connect, state_path
 from ingest.types import FileResult, IngestReport, Outcome
 from tests.conftest import ROOT, make_settings
 
@@ -52,41 +52,40 @@ def test_runs_from_this_process_and_the_cli_are_logged_in_order(
     )
     assert cli.returncode == 0, cli.stderr
     (second,) = runlog.read_after(data, 1)
-    assert second.seq == 2 and second.pid not in (os.getpid(), 0)
+    # A run not worth telling keeps its number: numbers grow, with gaps.
+    assert second.seq > 1 and second.pid not in (os.getpid(), 0)
     outcomes = {r.path: (r.outcome, r.reason) for r in second.report.results}
     assert outcomes == {
         "harbour.txt": (Outcome.RENAMED, "renamed from port.txt"),
         "rail.md": (Outcome.ADDED, None),
     }  # unchanged files are left out
-    assert runlog.read_after(data, 2) == []
+    assert runlog.read_after(data, second.seq) == []
 
 
 def report(i: int) -> IngestReport:
     return IngestReport(results=[FileResult(f"note-{i}\u2028.txt", Outcome.ADDED, chunks=i)])
 
 
-def test_trimmed_log_keeps_numbering_and_survives_a_torn_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(runlog, "TRIM_AT_BYTES", 2_000)
-    monkeypatch.setattr(runlog, "KEEP_BYTES", 500)
-    for i in range(1, 41):
-        assert runlog.append(tmp_path, report(i)) == i
-    assert runlog.log_path(tmp_path).stat().st_size <= 2_000
-    kept = runlog.read_all(tmp_path)
-    assert kept[-1].seq == 40 and len(kept) < 40  # trimmed, numbers kept
-    assert [r.seq for r in kept] == list(range(kept[0].seq, 41))
-    assert kept[-1].report.results[0].path == "note-40\u2028.txt"  # not split at U+2028
+def log_run(db: sqlite3.Connection, i: int, *, finish: bool = True) -> int:
+    db.execute("BEGIN IMMEDIATE")
+    seq = runlog.begin(db)
+    runlog.log_results(db, seq, report(i).results)
+    if finish:
+        runlog.finish(db, seq, report(i))
+    db.execute("COMMIT")
+    return seq
 
-    # A writer killed mid-line: the torn line is skipped, later runs are read.
-    with runlog.log_path(tmp_path).open("ab") as handle:
-        handle.write(b'{"seq":41,"finished_at":"2026-')
-    assert runlog.read_after(tmp_path, 40) == []  # not yet a line
-    assert runlog.append(tmp_path, report(42)) == 41
-    (after,) = runlog.read_after(tmp_path, 40)
-    assert after.seq == 41 and after.report.results[0].chunks == 42
 
-    # The log deleted with the data folder: numbering restarts, and every run is new.
-    runlog.log_path(tmp_path).unlink()
-    assert runlog.append(tmp_path, report(1)) == 1
-    assert [r.seq for r in runlog.read_after(tmp_path, 41)] == [1]
+def test_numbers_are_never_reused_and_a_running_run_waits_its_turn(tmp_path: Path) -> None:
+    db = connect(state_path(tmp_path))
+    assert [log_run(db, i) for i in (1, 2, 3)] == [1, 2, 3]
+    db.execute("DELETE FROM run_log WHERE seq >= 2")  # runs gone (trimmed, or lost)...
+    assert log_run(db, 4) == 4  # ...their numbers are not given again
+    running = log_run(db, 5, finish=False)
+    assert [r.seq for r in runlog.read_after(db, 1)] == [4]  # 5 is told once it ends
+    assert runlog.last_seq(db) == 4
+    assert runlog.close_interrupted(db) == 1  # what the next run does under the lock
+    (after,) = runlog.read_after(tmp_path, 4)
+    assert after.seq == running and after.interrupted
+    assert after.report.results[0].path == "note-5\u2028.txt"
+    db.close()

@@ -8,18 +8,22 @@
    ``RETRY_MAX_S``), tells the notify chats once when it stops and once when it runs again.
 2. **Tells** about every ingest run that changed something, whoever ran it — its own
    watcher, an admin's ``/ingest``, a manual ``briefing ingest`` in another process. Each
-   run appends its report to the run log (``ingest.runlog``, written by ``run_ingest``);
-   a task here reads the runs it has not told yet (woken by its own watcher's runs, and
-   looking at the log every ``poll_s`` for the others) and
+   run logs its files in the run log (``ingest.runlog``, in the store of record, written by
+   ``run_ingest``); a task here reads the runs it has not told yet (woken by its own
+   watcher's runs, and looking at the log every ``poll_s`` for the others) and
    - tells the notify chats (``TELEGRAM_NOTIFY_CHAT_IDS``, default the admins) what each
      run added / updated / renamed / removed / failed (``bot.telegram.notify``);
    - refreshes the answering side's index view, so the next question finds the new
      documents at once;
    - matches every followed topic against the documents new since the last digest
      (``bot.follow``) and sends each chat with a match one digest.
-   The last run told and the documents followers were told about are stored in
-   ``subscriptions.sqlite`` once the messages have gone out: a restart neither resends nor
-   loses a run, and runs made while the bot was down are told when it starts.
+   The last run told and the documents followers were told about are stored in the
+   store of record once the messages have gone out: a restart neither resends nor loses a
+   run, and runs made while the bot was down are told when it starts. A notice is sent
+   once: what was sent is remembered in memory even when storing it fails. A failure backs
+   off (``BACKOFF_FIRST_S`` doubling to ``BACKOFF_MAX_S``) and is logged once per change of
+   state; a damaged store stops the telling with one message to the notify chats, naming
+   the file and ``briefing doctor``.
 
 Only one bot process per ``DATA_DIR`` tells (it holds ``DATA_DIR/notifier.lock``); another
 one sharing the folder stays quiet and takes over if the first one stops.
@@ -32,6 +36,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -54,16 +59,19 @@ from bot.telegram.notify import (
 )
 from ingest import runlog
 from ingest.manifest import Manifest
+from ingest.state import StoreDamaged, connect, damaged, state_path
 from ingest.types import IngestReport
 from ingest.watch import watch
 
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # how often the run log is looked at for runs of other processes
+BACKOFF_FIRST_S = 1.0  # telling failed: try again after this...
+BACKOFF_MAX_S = 300.0  # ...doubling up to this
 RETRY_FIRST_S = 2.0  # the watcher's first retry after a fatal error...
 RETRY_MAX_S = 60.0  # ...doubling up to this
 MATCH_RETRY_S = 30.0  # matching failed (e.g. Chroma down): try the followers again after
-TOLD_KEY = "runlog_seq"  # meta key in subscriptions.sqlite: the last run told
+TOLD_KEY = "runlog_seq"  # meta key in the store of record: the last run told
 
 
 @dataclass
@@ -89,7 +97,7 @@ class DropFolder:
         self.settings = settings
         self.chat_interval_s = chat_interval_s
         self.poll_s = poll_s
-        self.subscriptions = SubscriptionStore(settings.data_dir / "subscriptions.sqlite")
+        self.subscriptions = SubscriptionStore(state_path(settings.data_dir))
         self.notify_chats = sorted(settings.telegram.notify_chat_ids or settings.telegram.admin_ids)
         self.failures = FailureMemory()
         self.outbox: Outbox | None = None
@@ -101,9 +109,11 @@ class DropFolder:
         self._wake = asyncio.Event()
         self._teller: asyncio.Task[None] | None = None
         self._lock_file: IO[str] | None = None
+        self._state: sqlite3.Connection | None = None  # the run log's reader (teller only)
         self._told = 0  # the last run told (valid once this process holds the notifier lock)
         self._match_again_at: float | None = None  # followers' matching failed: retry then
-        self._log_stat: tuple[int, int] | None = None
+        self.notifier_error: str | None = None  # why telling stopped or backs off (for /status)
+        self._backoff_s = 0.0  # the current wait after a failure (0: none)
 
     async def start(self, bot: Bot, service: AnswerService) -> None:
         """Start the outbox and the teller, and the watcher when ``settings.watch.enabled``."""
@@ -133,6 +143,9 @@ class DropFolder:
         if self._lock_file is not None:
             self._lock_file.close()  # releases the notifier lock
             self._lock_file = None
+        if self._state is not None:
+            self._state.close()
+            self._state = None
         self.subscriptions.close()
 
     # -- telling about runs ---------------------------------------------------------------
@@ -150,7 +163,7 @@ class DropFolder:
         self._lock_file = handle
         told = self.subscriptions.meta(TOLD_KEY)
         if told is None:  # the first start ever: earlier runs are history, not news
-            self._told = runlog.last_seq(self.settings.data_dir)
+            self._told = runlog.last_seq(self._log_db())
             self.subscriptions.set_meta(TOLD_KEY, str(self._told))
         else:
             self._told = int(told)
@@ -159,47 +172,82 @@ class DropFolder:
         return True
 
     async def _tell_runs(self) -> None:
-        """Tell the runs not told yet, then wait for the watcher's next run or ``poll_s``."""
+        """Tell the runs not told yet, then wait for the watcher's next run or ``poll_s``
+        (or, after a failure, the backoff)."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         while True:
             try:
                 await self._tell_once()
-            except Exception:  # never let one bad batch end the telling
-                log.exception("telling about ingest runs failed; retrying")
+            except StoreDamaged as err:
+                self._stop_telling(err)
+                return
+            except Exception as err:  # never let one bad batch end the telling
+                self._failed(err)
+            else:
+                self._recovered()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                await asyncio.wait_for(self._wake.wait(), self._backoff_s or self.poll_s)
             self._wake.clear()
+
+    def _failed(self, err: Exception) -> None:
+        reason = f"{type(err).__name__}: {err}"
+        self._backoff_s = min(max(self._backoff_s * 2, BACKOFF_FIRST_S), BACKOFF_MAX_S)
+        if reason != self.notifier_error:  # once per state change, not once per try
+            log.warning(
+                "telling about ingest runs failed (%s); retrying, backing off up to %.0f s",
+                reason,
+                BACKOFF_MAX_S,
+            )
+            log.debug("where it failed", exc_info=err)
+            self.notifier_error = reason
+
+    def _recovered(self) -> None:
+        if self.notifier_error is not None:
+            log.info("telling about ingest runs works again")
+        self.notifier_error = None
+        self._backoff_s = 0.0
+
+    def _stop_telling(self, err: StoreDamaged) -> None:
+        """A damaged store: retrying cannot help and must not repeat a notice. One line to
+        the log and one message to the notify chats; a restart after the repair resumes."""
+        self.notifier_error = str(err)
+        log.error("notices and digests stopped: %s", err)
+        if self.outbox is not None:
+            for chat_id in self.notify_chats:
+                self.outbox.put(chat_id, f"<b>Notices and digests stopped</b>: {esc(str(err))}")
 
     async def _tell_once(self) -> None:
         if not await asyncio.to_thread(self._take_notifier_lock):
             return
-        stat = self._stat_log()
         retry_due = self._match_again_at is not None and time.monotonic() >= self._match_again_at
-        if stat == self._log_stat and not retry_due:
-            return  # nothing new in the log (one stat() a poll)
+        runs = await asyncio.to_thread(self._read_runs)
+        if not runs and not retry_due:
+            return  # nothing new in the log
         assert self.outbox is not None
-        runs = await asyncio.to_thread(runlog.read_after, self.settings.data_dir, self._told)
         notices = self.notices(runs)  # first: they need no search
         for chat_id, text in notices.messages:
             self.outbox.put(chat_id, text)
+        # Told: in memory at once, so a failure from here on never sends these again.
+        self._told = notices.seq
         digests = await asyncio.to_thread(self.digests, notices.changed)
         for chat_id, text in digests.messages:
             self.outbox.put(chat_id, text)
-        await self.outbox.drained()  # remembered only once sent: a crash resends, never loses
+        await self.outbox.drained()  # stored only once sent: a crash resends, never loses
         await asyncio.to_thread(self._remember, notices.seq, digests.seen)
-        self._log_stat = stat  # only now: a batch that failed half-way is read again
 
-    def _stat_log(self) -> tuple[int, int] | None:
+    def _read_runs(self) -> list[runlog.LoggedRun]:
         try:
-            st = os.stat(runlog.log_path(self.settings.data_dir))
-        except OSError:
-            return None
-        return (st.st_size, st.st_mtime_ns)
+            return runlog.read_after(self._log_db(), self._told)
+        except sqlite3.DatabaseError as err:
+            raise damaged(state_path(self.settings.data_dir), err) from None
+
+    def _log_db(self) -> sqlite3.Connection:
+        if self._state is None:
+            self._state = connect(state_path(self.settings.data_dir))
+        return self._state
 
     def _remember(self, seq: int, seen: list[str] | None) -> None:
-        if seq != self._told:
-            self._told = seq
-            self.subscriptions.set_meta(TOLD_KEY, str(seq))
+        self.subscriptions.set_meta(TOLD_KEY, str(seq))
         if seen is not None:
             self.subscriptions.mark_seen(seen)
 
