@@ -29,6 +29,7 @@ from ingest.types import IngestReport, Outcome
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar  # the type click.progressbar returns
 
+    from bot.service import AnswerService
     from bot.settings import Settings
     from bot.types import Answer
     from ingest.pipeline import Progress
@@ -324,6 +325,8 @@ def ask(settings: Settings, question: str | None, as_json: bool) -> None:
         return answer
 
     if not batch:
+        if _show_trend(service, str(question), as_json, routed=True):
+            return  # a trend-shaped question ("how has … changed", "走势") gets the series
         answer = answered(str(question))
         click.echo(
             json.dumps(answer_json(answer), ensure_ascii=False, indent=2)
@@ -339,6 +342,55 @@ def ask(settings: Settings, question: str | None, as_json: bool) -> None:
         else:
             row = {"id": item_id, "question": text, **answer_json(answered(text))}
         click.echo(json.dumps(row, ensure_ascii=False))
+
+
+def _show_trend(
+    service: AnswerService, topic: str, as_json: bool, png: Path | None = None, *, routed: bool
+) -> bool:
+    """Print the cited series of ``topic`` (and write its chart to ``png``). From `ask`
+    (``routed``), only for a trend-shaped question whose entity and measure read: False
+    lets `ask` answer it as usual."""
+    from bot.trend import TopicError, find_trend, is_trend_question
+    from bot.trend_render import format_trend, trend_json
+
+    if routed and not is_trend_question(topic):
+        return False
+    try:
+        trend = find_trend(service.retriever.lexical_index(), topic)
+    except TopicError as err:
+        if routed:
+            return False
+        raise click.UsageError(str(err)) from None
+    if png is not None and trend.series:
+        from bot.chart import render_png
+
+        try:
+            png.write_bytes(render_png(trend))
+        except OSError as err:
+            raise click.UsageError(f"cannot write the chart to {png}: {err.strerror}") from None
+    click.echo(
+        json.dumps(trend_json(trend), ensure_ascii=False, indent=2)
+        if as_json
+        else format_trend(trend)
+    )
+    if png is not None:
+        click.echo(f"chart: {png}" if trend.series else "no chart: no figure to draw", err=True)
+    return True
+
+
+@cli.command()
+@click.argument("topic")
+@click.option("--json", "as_json", is_flag=True, help="Print the series as JSON.")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="Write the chart.")
+@click.pass_obj
+def trend(settings: Settings, topic: str, as_json: bool, png: Path | None) -> None:
+    """The cited series of TOPIC over time ("Qingdao foreign trade", "青岛进出口总额走势"):
+    every release's figure by period, newest release winning a revised period."""
+    if not topic.strip():
+        raise click.UsageError("TOPIC is empty: name a city or company and a figure")
+    from bot.service import AnswerService
+
+    _show_trend(AnswerService.from_settings(settings), topic, as_json, png, routed=False)
 
 
 # -- bot ---------------------------------------------------------------------------------

@@ -24,14 +24,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
 
 import numpy as np
 
 from bot.answer_types import DATE_PARTS_RE
 from bot.citations import figures
 from bot.constraints import Entity, question_constraints, question_entities
-from bot.lexical import tokenize
+from bot.lexical import LexicalIndex, tokenize
 from bot.periods import PERIOD_RE, YEAR_RE, Period, periods
 from bot.trend_text import (
     Measure,
@@ -46,9 +45,9 @@ from bot.trend_text import (
     topic_measure,
     unit_at,
 )
+from bot.trend_text import is_trend_question as is_trend_question  # the routing test
 from bot.types import Hit
 from ingest.sentences import sentence_spans
-from ingest.types import IndexedChunk
 from ingest.vocabulary import CJK_CHARS, CJK_RE
 
 # Chunks read at most for one trend (the newest first): a measure a city reports monthly
@@ -57,14 +56,6 @@ MAX_CHUNKS = 3000
 MIN_POINTS = 2  # a series is two comparable points or more
 _KIND_ORDER = {"year": 0, "half": 1, "quarter": 2, "month": 3, "ytd": 4, "span": 5}
 _SCALE_WORD = re.compile(r"(thousand|million|billion|trillion|bn|mn|万|亿)$", re.IGNORECASE)
-
-
-class Postings(Protocol):
-    """What a trend reads from the BM25 index (``ingest.lexical.LexicalIndex``)."""
-
-    chunks: Sequence[IndexedChunk]
-
-    def scores(self, query: str) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,12 +277,9 @@ def statements(hit: Hit, entity: Entity, measure: Measure) -> list[Statement]:
             own = _period_of(clause)
             if own is not None and own.year is None and sentence_period is not None:
                 own = own.with_year(sentence_period.year)
-            period = (
-                _with_release_year(own or sentence_period, hit.date)
-                if (own or sentence_period)
-                else None
-            )
-            if period is None or (period.point and period_kind(period) != "month"):
+            stated = own or sentence_period
+            period = _with_release_year(stated, hit.date) if stated is not None else None
+            if period is None:
                 continue
             amount, unit, text = found
             out.append(Statement(period, amount, unit, text, hit, sentence.strip()))
@@ -422,7 +410,7 @@ def _measure_query(measure: Measure) -> str:
     return " ".join(MEASURES.get(measure.name, (measure.name,)))
 
 
-def candidate_chunks(lexical: Postings, entity: Entity, measure: Measure) -> list[int]:
+def candidate_chunks(lexical: LexicalIndex, entity: Entity, measure: Measure) -> list[int]:
     """Positions of the chunks whose terms (title included) name the entity and the measure,
     newest release first."""
     if not len(lexical.chunks):
@@ -430,13 +418,12 @@ def candidate_chunks(lexical: Postings, entity: Entity, measure: Measure) -> lis
     named = np.asarray(lexical.scores(entity.text)) > 0
     measured = np.asarray(lexical.scores(_measure_query(measure))) > 0
     found = np.flatnonzero(named & measured).tolist()
-    dates = lexical.chunks.column("date") if hasattr(lexical.chunks, "column") else None
-    if dates is not None:
-        found.sort(key=lambda i: dates[i] or "", reverse=True)
+    dates = lexical.column("date")
+    found.sort(key=lambda i: dates[i] or "", reverse=True)
     return found
 
 
-def find_trend(lexical: Postings, topic: str) -> Trend:
+def find_trend(lexical: LexicalIndex, topic: str) -> Trend:
     """The trend of ``topic`` over every chunk of the index (raises ``TopicError``)."""
     entity, measure, asked, since = topic_parts(topic)
     positions = candidate_chunks(lexical, entity, measure)

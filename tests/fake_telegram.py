@@ -218,6 +218,9 @@ class FakeTelegram:
         elif request.can_read_body:
             form = await request.post()
             params.update({k: v for k, v in form.items() if isinstance(v, str)})
+            # Uploaded files (sendPhoto's photo) as their bytes.
+            files = {k: v for k, v in form.items() if isinstance(v, web.FileField)}
+            params.update({k: v.file.read() for k, v in files.items()})
         for key in _OBJECT_PARAMS & params.keys():
             if isinstance(params[key], str):
                 params[key] = json.loads(params[key])
@@ -378,6 +381,46 @@ class FakeTelegram:
             message["reply_markup"] = params["reply_markup"]
         self._messages[(chat["id"], message["message_id"])] = message
         record = {**message, "html": params.get("text"), "at": time.monotonic()}
+        self._bot_messages[chat["id"]].append(record)
+        return message
+
+    async def _api_sendphoto(self, params: JSON) -> JSON:
+        """An uploaded PNG or JPEG with an optional caption (at most 1024 characters)."""
+        chat = self._known_chat(params)
+        photo = params.get("photo")
+        if not isinstance(photo, bytes):
+            raise bad_request("wrong file identifier/HTTP URL specified")
+        if photo[:8] == b"\x89PNG\r\n\x1a\n":
+            width, height = int.from_bytes(photo[16:20], "big"), int.from_bytes(photo[20:24], "big")
+        elif photo[:2] == b"\xff\xd8":
+            width = height = 0  # JPEG: size not read by this fake
+        else:
+            raise bad_request("IMAGE_PROCESS_FAILED")
+        caption = ""
+        if params.get("caption"):
+            caption = self._visible_text({"text": params["caption"], "parse_mode": params.get(
+                "parse_mode")})  # fmt: skip
+            if utf16_len(caption) > 1024:
+                raise bad_request("message caption is too long")
+        reply = params.get("reply_parameters") or {}
+        replied = self._messages.get((chat["id"], int(reply.get("message_id", 0))))
+        if reply and replied is None and not reply.get("allow_sending_without_reply"):
+            raise bad_request("message to be replied not found")
+        bot = await self._api_getme({})
+        message_id = self._new_message_id(chat["id"])
+        size = {"file_id": f"photo-{chat['id']}-{message_id}", "file_unique_id": f"u{message_id}",
+                "width": width, "height": height, "file_size": len(photo)}  # fmt: skip
+        message: JSON = {"message_id": message_id, "from": bot, "chat": chat,
+                         "date": int(time.time()), "photo": [size]}  # fmt: skip
+        if caption:
+            message["caption"] = caption
+        if replied is not None:
+            message["reply_to_message"] = {
+                k: v for k, v in replied.items() if k != "reply_to_message"
+            }
+        self._messages[(chat["id"], message_id)] = message
+        record = {**message, "caption_html": params.get("caption"), "photo_bytes": photo,
+                  "at": time.monotonic()}  # fmt: skip
         self._bot_messages[chat["id"]].append(record)
         return message
 

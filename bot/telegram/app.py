@@ -40,6 +40,7 @@ from bot.telegram.follow import FOLLOW_COMMANDS, follow_handlers
 from bot.telegram.gate import make_gate
 from bot.telegram.questions import QUESTION_TEXT
 from bot.telegram.sending import RetryingLimiter
+from bot.telegram.trend import cmd_trend
 from ingest import redact
 from ingest.errors import ConfigError, FatalError, IndexRebuilding
 
@@ -224,6 +225,7 @@ def build_application(
     only_messages = filters.UpdateType.MESSAGE
     questions = [
         CommandHandler("ask", handlers.cmd_ask, only_messages),
+        CommandHandler("trend", cmd_trend, only_messages),  # a question too: rate-limited
         MessageHandler(QUESTION_TEXT, handlers.on_text),
     ]
 

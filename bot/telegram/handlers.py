@@ -20,6 +20,8 @@ from bot.telegram.context import Context, ShowPassages
 from bot.telegram.questions import clip_question, conversation_key, question_from_mention
 from bot.telegram.render import render_answer, render_passages
 from bot.telegram.sending import reply_html, typing
+from bot.telegram.trend import send_trend
+from bot.trend import is_trend_question
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ async def answer_question(update: Update, context: Context, question: str) -> No
     if not question:
         await message.reply_text("Ask me a question about the briefings.")
         return
+    if is_trend_question(question) and await send_trend(update, context, question, routed=True):
+        return  # "how has … changed", "走势": the cited series and its chart
     ask = functools.partial(data.service.answer, question, conversation=conversation_key(update))
     async with typing(context.bot, message.chat_id):
         answer = await asyncio.get_running_loop().run_in_executor(data.answer_pool, ask)
