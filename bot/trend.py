@@ -166,7 +166,13 @@ def _other_names(text: str, entity: Entity) -> bool:
     text = _CURRENCY.sub(" ", text)
     for e in question_entities(f"x {text}"):  # "x ": a name opening the text is a name too
         words = e.text.split()
-        if not e.cjk and text.startswith(e.surface) and not re.match(r"\S+['’]s?\b", e.surface):
+        opening = e.surface.split()[0]
+        if (
+            not e.cjk
+            and text.startswith(e.surface)
+            and words[0] == opening  # not already dropped as a generic word ("In")
+            and not re.match(r"\S+['’]s?\b", e.surface)
+        ):
             # A capitalised first word is mostly just a sentence's first word ("Foreign
             # trade rose"); the words after it are names ("Neighbouring Lindmark").
             words = [w for w in words[1:] if w[:1].isupper()]
