@@ -14,14 +14,21 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from ingest.errors import BriefingError, ConfigError, ExitStatus, IndexRebuilding, exit_status
+from ingest.errors import (
+    BriefingError,
+    ConfigError,
+    ExitStatus,
+    IndexRebuilding,
+    IndexUnavailable,
+    exit_status,
+)
 from ingest.types import IngestReport, Outcome
 
 # Everything heavier (pydantic settings, Chroma, onnxruntime, LangChain) is imported by the
@@ -50,14 +57,32 @@ class BriefingGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BriefingError as err:
-            error_line(str(err))
+            damage = _damage(ctx.obj) if isinstance(err, IndexUnavailable) else None
+            error_line(damage or str(err))
             ctx.exit(exit_status(err))
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as err:  # a bug or a library's raw error: still one line, no trace
             log.debug("unexpected error", exc_info=True)
-            error_line(f"unexpected {type(err).__name__}: {err} (LOG_LEVEL=DEBUG shows where)")
+            damage = _damage(ctx.obj)  # a damaged file raises whatever the library raises
+            error_line(
+                damage or f"unexpected {type(err).__name__}: {err} (LOG_LEVEL=DEBUG shows where)"
+            )
             ctx.exit(ExitStatus.FATAL)
+
+
+def _damage(settings: Settings | None) -> str | None:
+    """The damaged store behind a raw database error, named with the command that heals it."""
+    if settings is None:  # settings could not be read: nothing to check
+        return None
+    from ingest.repair import chroma_damage, store_problem
+    from ingest.state import damaged
+
+    problem = store_problem(settings.manifest_path)
+    if problem is not None:
+        return str(damaged(settings.manifest_path, Exception(problem)))
+    chroma = chroma_damage(settings, "reading the index")
+    return None if chroma is None else str(chroma)
 
 
 @click.group(cls=BriefingGroup)
@@ -191,7 +216,7 @@ def format_report(report: IngestReport) -> str:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
 @click.option("--rebuild", is_flag=True, help="Drop the index and embed everything again.")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -258,38 +283,136 @@ def watch(
         click.echo("Stopped.")
 
 
+# -- repair and followed topics ----------------------------------------------------------
+
+
+@cli.command()
+@click.pass_obj
+def doctor(settings: Settings) -> None:
+    """Check the stores and repair what is damaged: followed topics are backed up first and
+    kept; damaged files are moved to DATA_DIR/damaged; the index is rebuilt from the
+    documents when its manifest or Chroma files were damaged."""
+    from ingest.pipeline import run_ingest
+    from ingest.repair import heal_chroma, heal_state
+
+    notes = heal_state(settings.data_dir) + heal_chroma(settings)
+    for note in notes:
+        click.echo(f"Repaired: {note}")
+    if not notes:
+        click.echo(f"{settings.manifest_path}: ok")
+        click.echo("Chroma: ok" if not settings.chroma_host else "Chroma: a server (not checked)")
+    with _progress_bar(enabled=True) as progress:
+        report = run_ingest(settings, rebuild=bool(notes), progress=progress)
+    click.echo(format_report(report))
+    if report.failures:
+        sys.exit(ExitStatus.FILES_FAILED)
+
+
+@cli.group()
+def follows() -> None:
+    """Export or import the followed topics (JSON)."""
+
+
+@follows.command("export")
+@click.argument("target", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_obj
+def follows_export(settings: Settings, target: Path | None) -> None:
+    """Write every chat's followed topics to TARGET (default: stdout)."""
+    from bot.subscriptions import SubscriptionStore
+    from ingest import follows_backup
+
+    store = SubscriptionStore(settings.manifest_path)
+    try:
+        rows = store.export_rows()
+    finally:
+        store.close()
+    if target is None:
+        click.echo(follows_backup.to_text(rows), nl=False)
+    else:
+        follows_backup.write_backup(settings.data_dir, rows, target)
+        click.echo(f"{len(rows)} followed topics written to {target}", err=True)
+
+
+@follows.command("import")
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.pass_obj
+def follows_import(settings: Settings, source: Path) -> None:
+    """Add the followed topics in SOURCE (an export) that are not followed yet."""
+    from bot.subscriptions import SubscriptionStore
+    from ingest import follows_backup
+    from ingest.errors import UsageError
+
+    try:
+        rows = follows_backup.parse(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise UsageError(f"{source} cannot be imported: {err}") from None
+    store = SubscriptionStore(settings.manifest_path)
+    try:
+        added = store.import_rows(rows)
+    finally:
+        store.close()
+    click.echo(f"{added} followed topics added ({len(rows) - added} were followed already)")
+
+
 # -- ask ---------------------------------------------------------------------------------
 
 
-def _batch_items(lines: list[str]) -> list[tuple[Any, str | None, str | None]]:
+def _batch_items(lines: Iterable[str]) -> Iterator[tuple[Any, str | None, str | None]]:
     """stdin lines → (id, question, problem): JSONL objects with id/question, or plain lines.
 
-    A line that cannot be read becomes an item with a problem (and no question), so one
-    bad line costs its own answer, not the batch's.
+    Lazy: each line is read and yielded as it arrives, so a caller holding the pipe open
+    gets each answer before it sends the next question. A line that cannot be read becomes
+    an item with a problem (and no question), so one bad line costs its own answer, not the
+    batch's.
     """
-    items: list[tuple[Any, str | None, str | None]] = []
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line:
             continue
         if not line.startswith("{"):
-            items.append((number, line, None))
+            yield number, line, None
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
-            items.append((number, None, f"line {number}: invalid JSON: {err.msg}"))
+            yield number, None, f"line {number}: invalid JSON: {err.msg}"
             continue
         if not isinstance(obj, dict):
-            items.append((number, None, f'line {number}: expected an object {{"id", "question"}}'))
+            yield number, None, f'line {number}: expected an object {{"id", "question"}}'
             continue
         item_id = obj.get("id", number)
         question = obj.get("question")
         if not isinstance(question, str) or not question.strip():
-            items.append((item_id, None, f'line {number}: "question" must be a non-empty string'))
+            yield item_id, None, f'line {number}: "question" must be a non-empty string'
             continue
-        items.append((item_id, question, None))
-    return items
+        yield item_id, question, None
+
+
+def _require_index(settings: Settings) -> None:
+    """Refuse to answer from an index that was never built, before opening (and so creating)
+    anything: one line naming the folder and what to run."""
+    from ingest.errors import IndexUnavailable
+
+    if settings.chroma_host:
+        return  # a server's collection is checked once opened (``_require_chunks``)
+    if not (settings.chroma_dir / "chroma.sqlite3").is_file():
+        raise IndexUnavailable(
+            f"no index in {settings.data_dir.expanduser().resolve()} (DATA_DIR): "
+            "run `briefing ingest` first"
+        )
+
+
+def _require_chunks(settings: Settings, chunks: int) -> None:
+    from ingest.errors import IndexUnavailable
+
+    if chunks == 0:
+        where = (
+            f"Chroma server {settings.chroma_host}:{settings.chroma_port}, collection "
+            f"{settings.chroma_collection}"
+            if settings.chroma_host
+            else f"{settings.data_dir.expanduser().resolve()} (DATA_DIR)"
+        )
+        raise IndexUnavailable(f"the index in {where} is empty: run `briefing ingest` first")
 
 
 @cli.command()
@@ -309,14 +432,17 @@ def ask(settings: Settings, question: str | None, as_json: bool) -> None:
     from bot.service import AnswerService
     from ingest.lock import rebuild_note
 
-    items = _batch_items(sys.stdin.readlines()) if batch else []
     note = rebuild_note(settings.data_dir)
+    if not note:  # a rebuild under way explains an empty index itself, below
+        _require_index(settings)
     try:
         service = AnswerService.from_settings(settings)
     except BriefingError as err:
         if note:  # say why the index cannot be read right now
             raise IndexRebuilding(f"{note} ({err})") from err
         raise
+    if not note:
+        _require_chunks(settings, service.store.count())
 
     def answered(text: str) -> Answer:
         answer = service.answer(text)
@@ -334,14 +460,16 @@ def ask(settings: Settings, question: str | None, as_json: bool) -> None:
             else format_answer(answer)
         )
         return
-    for item_id, text, problem in items:
-        # Each line is written as soon as it is answered: a fatal error later (Chroma lost)
-        # keeps every answer given so far.
+    for item_id, text, problem in _batch_items(sys.stdin):
+        # Each line is written and flushed as soon as it is answered: a caller streaming
+        # questions through an open pipe reads each answer at once, and a fatal error later
+        # (Chroma lost) keeps every answer given so far.
         if problem is not None or text is None:
             row: dict[str, Any] = {"id": item_id, "error": problem}
         else:
             row = {"id": item_id, "question": text, **answer_json(answered(text))}
         click.echo(json.dumps(row, ensure_ascii=False))
+        sys.stdout.flush()
 
 
 def _show_trend(

@@ -12,19 +12,19 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
+from chromadb.api.types import Embeddable, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
 
 @register_embedding_function
-class CallerVectors(EmbeddingFunction[Documents]):
+class CallerVectors(EmbeddingFunction[Embeddable]):
     """What the collection records as its embedding function (with the model's name, for
     anyone reading the configuration); called, it refuses: vectors are always passed."""
 
     def __init__(self, model: str = "") -> None:
         self.model = model
 
-    def __call__(self, input: Documents) -> Embeddings:
+    def __call__(self, input: Embeddable) -> Embeddings:
         raise TypeError("this collection stores vectors computed by briefing-bot; pass them")
 
     @staticmethod
