@@ -16,24 +16,22 @@ No Telegram types here.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ingest import follows_backup
 from ingest.state import connect, damaged
 
 log = logging.getLogger(__name__)
 
-BACKUP_NAME = "follows-backup.json"
 
-MAX_TOPIC_CHARS = 200
+MAX_TOPIC_CHARS = follows_backup.MAX_TOPIC_CHARS
 MAX_PER_CHAT = 20
 
 
@@ -60,42 +58,6 @@ def clean_topic(text: str) -> str:
     return topic
 
 
-def export_follows(subs: Sequence[Subscription]) -> str:
-    """The followed topics as JSON text (``briefing follows export``, the backup copy)."""
-    rows = [{k: v for k, v in asdict(s).items() if k != "id"} for s in subs]
-    return json.dumps({"follows": rows}, ensure_ascii=False, indent=1) + "\n"
-
-
-def parse_follows(text: str) -> list[dict[str, Any]]:
-    """The rows of ``export_follows`` text; ValueError when it is not that."""
-    data = json.loads(text)
-    rows = data["follows"] if isinstance(data, dict) else None
-    if not isinstance(rows, list) or not all(
-        isinstance(r, dict)
-        and isinstance(r.get("chat_id"), int)
-        and isinstance(r.get("topic"), str)
-        for r in rows
-    ):
-        raise ValueError("not an export of followed topics ({'follows': [{chat_id, topic}, …]})")
-    return rows
-
-
-def backup_path(data_dir: Path) -> Path:
-    return data_dir / BACKUP_NAME
-
-
-def read_backup(data_dir: Path) -> list[dict[str, Any]]:
-    """The backup copy's rows ([] when absent or unreadable)."""
-    try:
-        return parse_follows(backup_path(data_dir).read_text(encoding="utf-8"))
-    except (OSError, ValueError, KeyError) as err:
-        if backup_path(data_dir).exists():
-            log.warning(
-                "the followed topics' backup %s is unreadable: %s", backup_path(data_dir), err
-            )
-        return []
-
-
 class SubscriptionStore:
     """Thread-safe: handlers (event loop) and matching (a worker thread) share it.
 
@@ -104,15 +66,14 @@ class SubscriptionStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        fresh = not path.exists()
         self._db = connect(path)
         self._lock = threading.Lock()
-        if fresh:
-            self.restore_if_lost()
+        self.restore_if_lost()
 
     def restore_if_lost(self) -> int:
-        """A store created anew while the backup copy holds topics: take them back."""
-        rows = read_backup(self.path.parent)
+        """No topic in the store while the backup copy holds some: the store was lost (every
+        change rewrites the copy, so unfollowing everything empties it too). Take them back."""
+        rows = follows_backup.read_backup(self.path.parent)
         if not rows or self.all():
             return 0
         added = self.import_rows(rows)
@@ -120,46 +81,33 @@ class SubscriptionStore:
             "%s was missing: %d followed topics restored from %s",
             self.path,
             added,
-            backup_path(self.path.parent),
+            follows_backup.backup_path(self.path.parent),
         )
         return added
 
     def import_rows(self, rows: Sequence[dict[str, Any]]) -> int:
         """Add the exported ``rows`` not followed yet; how many were added."""
-        now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._lock:
-            before = self._count()
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
-                "INSERT OR IGNORE INTO subscriptions(chat_id, topic, created_by, created_at) "
-                "VALUES (?, ?, ?, ?)",
-                [
-                    (
-                        r["chat_id"],
-                        clean_topic(r["topic"]),
-                        r.get("created_by"),
-                        r.get("created_at") or now,
-                    )
-                    for r in rows
-                ],
-            )
-            self._db.execute("COMMIT")
-            added = self._count() - before
+            try:
+                added = follows_backup.import_rows(self._db, rows)
+            except sqlite3.DatabaseError as err:
+                raise damaged(self.path, err) from None
         self._backup()
         return added
 
-    def _count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM subscriptions").fetchone()[0])
+    def export_rows(self) -> list[dict[str, Any]]:
+        with self._lock:
+            try:
+                return follows_backup.rows_of(self._db)
+            except sqlite3.DatabaseError as err:
+                raise damaged(self.path, err) from None
 
     def _backup(self) -> None:
-        """Rewrite the plain copy (temp file + rename: a reader sees either copy whole)."""
-        target = backup_path(self.path.parent)
-        tmp = target.with_suffix(".tmp")
+        """Rewrite the plain copy beside the store (``ingest.follows_backup``)."""
         try:
-            tmp.write_text(export_follows(self.all()), encoding="utf-8")
-            os.replace(tmp, target)
+            follows_backup.write_backup(self.path.parent, self.export_rows())
         except OSError as err:
-            log.warning("could not write the followed topics' backup %s: %s", target, err)
+            log.warning("could not write the followed topics' backup: %s", err)
 
     def _run(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
         """One statement under the lock; damage found now is named like damage at open."""

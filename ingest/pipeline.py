@@ -12,6 +12,7 @@ Order of writes (so that ``kill -9`` at any moment leaves a state the next run r
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sqlite3
 import time
@@ -31,12 +32,22 @@ from ingest.lexical_store import LexicalFiles
 from ingest.loaders import parse_document
 from ingest.lock import REBUILD_MARKER, ingest_lock
 from ingest.manifest import FileRow, Manifest
-from ingest.repair import chroma_alive, delete_present, lost_index, repair
+from ingest.repair import (
+    chroma_alive,
+    chroma_damage,
+    delete_present,
+    heal_chroma,
+    heal_state,
+    lost_index,
+    repair,
+)
 from ingest.scan import Candidate, covered, display_path, scan
 from ingest.sentence_vectors import embed_chunks
 from ingest.settings import IndexSettings
-from ingest.store import IndexStore, chunk_metadata, drop_index, open_index
+from ingest.store import IndexStore, chunk_metadata, drop_index, make_client, open_index
 from ingest.types import Chunk, Document, FileResult, IngestReport, LoadError, Outcome
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]  # (done, total, current path)
 
@@ -212,6 +223,12 @@ def run_ingest(
     roots = list(paths) if paths else [settings.documents_dir]
     with ingest_lock(settings.data_dir):
         embeddings = embeddings or make_embeddings(settings)
+        if rebuild and not dry_run:
+            # What a rebuild needs, before it drops anything: a sound store of record and
+            # Chroma files it can open (damaged ones are moved aside, followed topics kept).
+            for note in heal_state(settings.data_dir) + heal_chroma(settings):
+                log.warning("%s", note)
+            make_client(settings).heartbeat()
         manifest = Manifest(settings.manifest_path)
         marker = settings.data_dir / REBUILD_MARKER
         journal = _Journal(None)
@@ -224,12 +241,20 @@ def run_ingest(
                 marker.touch()  # readers say "being rebuilt" rather than "no documents"
                 drop_index(settings)
                 manifest.reset()
-            store = open_index(settings, embeddings)
+            try:
+                store = open_index(settings, embeddings)
+            except Exception as err:
+                damage = chroma_damage(settings, "opening the index")
+                if damage is None:
+                    raise
+                raise damage from err
             try:
                 _run_steps(settings, manifest, store, embeddings, report, journal, roots, progress)
             except IndexUnavailable as err:
                 raise IngestStopped(str(err), report) from err
             except Exception as err:  # Chroma failing outside a file's write
+                if (damage := chroma_damage(settings, "ingesting")) is not None:
+                    raise damage from err
                 if chroma_alive(store):
                     raise
                 raise IngestStopped(str(lost_index(settings, "ingesting", err)), report) from err

@@ -3,13 +3,26 @@
 A run journals the chunk ids it is about to write (the manifest's ``pending`` table) before
 writing them; ``repair`` at the start of the next run removes whatever a killed run left
 half done, and reconciles Chroma with the manifest id by id when the counts disagree.
+
+Damage (``briefing doctor``, ``ingest --rebuild``): ``heal_state`` and ``heal_chroma`` check
+the store of record and embedded Chroma's files read-only, and move a damaged one to
+``DATA_DIR/damaged`` (never delete it), keeping followed topics; the index is then rebuilt
+from the documents.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ingest import follows_backup
 from ingest.errors import IndexUnavailable
 from ingest.manifest import Manifest
 from ingest.settings import IndexSettings
+from ingest.state import connect, forget_check, state_path
 from ingest.store import IndexStore
 
 
@@ -68,3 +81,119 @@ def lost_index(settings: IndexSettings, doing: str, err: Exception) -> IndexUnav
         else f"embedded Chroma at {settings.chroma_dir}"
     )
     return IndexUnavailable(f"lost {where} while {doing} ({type(err).__name__}: {err})")
+
+
+# -- damage: named, set aside (never deleted), healed ------------------------------------------
+
+DAMAGED_DIR = "damaged"  # in DATA_DIR: damaged stores are moved here, never deleted
+
+
+def store_problem(path: Path) -> str | None:
+    """Why the SQLite file at ``path`` cannot be trusted, or None (absent counts as fine).
+
+    Read-only, so checking never changes what it checks."""
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            verdict = db.execute("PRAGMA quick_check").fetchall()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as err:
+        return str(err)
+    if verdict != [("ok",)]:
+        return "; ".join(str(r[0]) for r in verdict[:3])
+    return None
+
+
+def chroma_problem(settings: IndexSettings) -> str | None:
+    """Why embedded Chroma's files cannot be trusted, or None (a Chroma server is not ours
+    to check: its failures name its address)."""
+    if settings.chroma_host:
+        return None
+    db = settings.chroma_dir / "chroma.sqlite3"
+    problem = store_problem(db)
+    return None if problem is None else f"{db} is damaged ({problem})"
+
+
+def set_aside(path: Path, data_dir: Path) -> Path:
+    """Move ``path`` (a file with its -wal/-shm, or a folder) to ``DATA_DIR/damaged``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target_dir = data_dir / DAMAGED_DIR
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / f"{path.name}.{stamp}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = target_dir / f"{path.name}.{stamp}-{n}"
+    os.replace(path, target)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.replace(side, target.with_name(target.name + suffix))
+    return target
+
+
+def _salvage_follows(path: Path) -> list[dict[str, Any]]:
+    """Whatever followed topics a damaged store still yields ([] if none)."""
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            return follows_backup.rows_of(db)
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return []
+
+
+def heal_state(data_dir: Path) -> list[str]:
+    """Repair a damaged store of record; what was done, one line each ([]: it was sound).
+
+    Followed topics first: those the damaged file still yields, merged with the backup
+    copy, are written to the backup (and a dated copy beside the damaged file) *before*
+    the file is moved aside; a new store then takes them back. The manifest and run log
+    are not copied: the next ingest rebuilds the manifest from the documents.
+    """
+    path = state_path(data_dir)
+    problem = store_problem(path)
+    if problem is None:
+        return []
+    rows = follows_backup.merge(_salvage_follows(path), follows_backup.read_backup(data_dir))
+    follows_backup.write_backup(data_dir, rows)
+    moved = set_aside(path, data_dir)
+    follows_backup.write_backup(data_dir, rows, moved.with_name(moved.name + ".follows.json"))
+    forget_check(path)
+    db = connect(path)
+    try:
+        restored = follows_backup.import_rows(db, rows)
+    finally:
+        db.close()
+    return [
+        f"{path} was damaged ({problem}): moved to {moved}",
+        f"followed topics kept: {restored} (backup {follows_backup.backup_path(data_dir)})",
+    ]
+
+
+def heal_chroma(settings: IndexSettings) -> list[str]:
+    """Move damaged embedded Chroma files aside (the index is rebuilt from the documents)."""
+    problem = chroma_problem(settings)
+    if problem is None:
+        return []
+    # chromadb keeps one client per path for the process: forget it with the files.
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+    moved = set_aside(settings.chroma_dir, settings.data_dir)
+    return [f"{problem}: moved {settings.chroma_dir} to {moved}"]
+
+
+def chroma_damage(settings: IndexSettings, doing: str) -> IndexUnavailable | None:
+    """The one-line error for damaged embedded Chroma files, if they are the cause."""
+    problem = chroma_problem(settings)
+    if problem is None:
+        return None
+    return IndexUnavailable(
+        f"{problem} while {doing}; run `briefing ingest --rebuild` (or `briefing doctor`) "
+        "to rebuild the index from the documents"
+    )

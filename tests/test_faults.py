@@ -434,3 +434,90 @@ def test_long_cli_question_is_clipped_with_a_note(
     assert len(sent) < 20_000  # not the whole question (MAX_QUESTION_CHARS=1000)
     notes = json.loads(result.stdout)["notes"]
     assert any("MAX_QUESTION_CHARS" in n for n in notes)
+
+
+# -- damaged stores (issue 18): named, healed, no followed topic lost ----------------------
+
+
+def damage(path: Path, how: str) -> None:
+    """Damage a SQLite file as a disk or a person would: garbled pages, cut to half, gone."""
+    for side in ("-wal", "-shm"):  # every writer has closed: nothing is left in a WAL
+        assert not path.with_name(path.name + side).exists() or side == "-shm"
+    if how == "deleted":
+        path.unlink()
+        return
+    data = bytearray(path.read_bytes())
+    if how == "truncated":
+        path.write_bytes(bytes(data[: len(data) // 2]))
+        return
+    rng = random.Random(18)
+    for page in range(4096, len(data), 4096):  # every b-tree page's header, not the file's
+        data[page : page + 64] = rng.randbytes(64)
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def small_index(tmp_path: Path, model_dir: Path) -> tuple[Settings, dict[str, str]]:
+    """Two example briefings ingested, one chat following a topic; and the CLI's env."""
+    from bot.subscriptions import SubscriptionStore
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("qingdao-trade-2020-09-04.md", "chongqing-economy-2023-01-19.txt"):
+        (docs / name).write_bytes((EXAMPLES / name).read_bytes())
+    settings = make_settings(tmp_path / "data", model_dir, documents_dir=docs)
+    assert not run_ingest(settings).failures
+    subs = SubscriptionStore(settings.manifest_path)
+    subs.add(42, "Qingdao foreign trade", created_by=7)
+    subs.close()
+    env = cli_env(
+        DATA_DIR=str(settings.data_dir), MODEL_DIR=str(model_dir), DOCUMENTS_DIR=str(docs)
+    )
+    return settings, env
+
+
+@pytest.mark.parametrize("how", ["garbled", "truncated", "deleted"])
+def test_damaged_state_is_named_and_doctor_heals_it_keeping_followed_topics(
+    tmp_path: Path, small_index: tuple[Settings, dict[str, str]], how: str
+) -> None:
+    settings, env = small_index
+    damage(settings.manifest_path, how)
+    before = run(["follows", "export"], env, tmp_path)
+    if how == "deleted":  # nothing to name: the topics come back from their backup copy
+        assert before.returncode == 0, before.stderr
+        assert "Qingdao foreign trade" in before.stdout
+        assert "restored" in before.stderr
+    else:
+        assert before.returncode == 3
+        line = error_line(before.stderr)
+        assert str(settings.manifest_path) in line and "briefing doctor" in line
+        healed = run(["doctor"], env, tmp_path)
+        assert healed.returncode == 0, healed.stderr
+        assert "Repaired" in healed.stdout and "2 added" in healed.stdout
+        assert list((settings.data_dir / "damaged").iterdir())  # set aside, not deleted
+        after = run(["follows", "export"], env, tmp_path)
+        assert after.returncode == 0 and "Qingdao foreign trade" in after.stdout
+    asked = run(["ask", QUESTION], env, tmp_path)
+    assert asked.returncode == 0, asked.stderr
+    assert "341.81" in asked.stdout
+
+
+@pytest.mark.parametrize("how", ["garbled", "truncated", "deleted"])
+def test_damaged_chroma_is_named_and_rebuild_heals_it(
+    tmp_path: Path, small_index: tuple[Settings, dict[str, str]], how: str
+) -> None:
+    settings, env = small_index
+    damage(settings.chroma_dir / "chroma.sqlite3", how)
+    if how != "deleted":
+        asked = run(["ask", QUESTION], env, tmp_path)
+        assert asked.returncode == 3
+        line = error_line(asked.stderr)
+        assert "chroma.sqlite3" in line and "briefing ingest --rebuild" in line
+    rebuilt = run(["ingest", "--rebuild"], env, tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "2 added" in rebuilt.stdout
+    asked = run(["ask", QUESTION], env, tmp_path)
+    assert asked.returncode == 0, asked.stderr
+    assert "341.81" in asked.stdout
+    follows = run(["follows", "export"], env, tmp_path)
+    assert "Qingdao foreign trade" in follows.stdout
