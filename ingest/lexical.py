@@ -51,7 +51,7 @@ _SEPARATORS = re.compile(r"[_\-.]+")
 def source_terms(title: str, path: str) -> frozenset[str]:
     """Terms of a document's title and file name: what ``bot.focus`` matches the names in
     a question against. Saved with each segment, so a new process does not tokenise every
-    document's title again (~0.15 s at 9.7k documents on a quiet machine)."""
+    document's title again, which grows with the number of documents."""
     stem = _SEPARATORS.sub(" ", PurePath(path).stem)
     return frozenset(tokenize(title) + tokenize(stem))
 
@@ -82,8 +82,8 @@ class Segment:
     # ``source_terms`` of the segment's documents, when known (saved segments carry them).
     sources: Mapping[Source, frozenset[str]] = field(default_factory=dict)
     # Term ids in the terms' sorted order, when saved with the segment: a question's few
-    # terms are then found by binary search, without the dict of every term (36k chunks:
-    # 0.5M terms, 40-90 ms of a one-shot ask's first search).
+    # terms are then found by binary search, without the dict of every term (building it
+    # was a large part of a one-shot ask's first search).
     term_order: npt.NDArray[np.int32] | None = None
 
     @cached_property

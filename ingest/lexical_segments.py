@@ -13,8 +13,8 @@ A segment ``<name>`` is four files, each written once and never changed:
 - ``.text``: the chunks' texts, UTF-8, one after the other.
 
 A load reads the texts as one blob and decodes a text when its chunk is asked for
-(``ingest.chunk_columns``): parsing 27 MB of JSON strings was half of loading a
-36k-chunk index. Segments written before the texts had their own file (three files, the
+(``ingest.chunk_columns``): parsing every text as a JSON string was half of loading a
+large index. Segments written before the texts had their own file (three files, the
 texts in ``.json``) are still read; their ``index.json`` entry has three checksums. An
 entry also records the rule that made its saved ``sources`` (``sources_fingerprint``);
 the terms of another rule are not used.
@@ -91,10 +91,9 @@ def read_file(folder: Path, entry: dict[str, Any], kind: str) -> bytes:
 
 def map_file(folder: Path, entry: dict[str, Any], kind: str) -> Blob:
     """``read_file`` without the copy: the file mapped read-only, its pages the OS's file
-    cache (shared, droppable) rather than a copy on the heap (the texts: 29 MB at 36k
-    chunks, 89 MB at 100k, of which a search decodes a few dozen; 100k load 455-537 ms →
-    336-467 ms). Segment files are never changed in place (written anew, then renamed),
-    so the mapping keeps what was checked."""
+    cache (shared, droppable) rather than a copy on the heap (of the texts, a search decodes
+    a few dozen; mapping also loads faster). Segment files are never changed in place
+    (written anew, then renamed), so the mapping keeps what was checked."""
     with open(folder / f"{entry['name']}.{kind}", "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         view: Blob = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
@@ -104,7 +103,7 @@ def map_file(folder: Path, entry: dict[str, Any], kind: str) -> Blob:
 
 
 def parse_json(raw: bytes) -> Any:
-    """``json.loads``, by orjson (~1.5x faster on the columns' 7 MB at 36k chunks); what
+    """``json.loads``, by orjson (faster on the large columns); what
     orjson refuses but json reads (NaN, integers past 64 bits) goes to json."""
     try:
         return orjson.loads(raw)
@@ -116,7 +115,7 @@ def read_segment(folder: Path, entry: dict[str, Any]) -> Segment:
     """The segment of an ``index.json`` entry; raises on any damage."""
     name = str(entry["name"])
     current = len(entry["crc32"]) == len(FILES)
-    # The two large files (postings, texts: 50 MB at 36k chunks) are read and checksummed
+    # The two large files (postings, texts) are read and checksummed
     # on a thread while this one parses the columns: reads and zlib.crc32 release the GIL.
     with ThreadPoolExecutor(max_workers=1) as pool:
         npz = pool.submit(read_file, folder, entry, "npz")

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 # How long a reader waits for a running ingest to save the files of the generation it has
-# just published (one release at 36k chunks: ~1.5 s on a loaded machine).
+# just published (seconds at most, even on a loaded machine).
 FILES_WAIT_S = 10.0
 _INDEX = "index.json"
 # Reads of files an ingest keeps switching before a reader gives up and rebuilds.
@@ -119,7 +119,7 @@ class LexicalFiles:
 
         An ingest that switches ``index.json`` while this reads deletes the segments it
         replaced; the files are then read again (what the ingest wrote) rather than taken
-        for damage, which would mean a rebuild from Chroma (~90 s at 100k chunks)."""
+        for damage, which would mean a slow rebuild from Chroma."""
         for _ in range(_READ_TRIES):
             raw = b""
             try:
@@ -156,7 +156,7 @@ class LexicalFiles:
         """Start reading the saved files on a thread; the first ``refresh`` takes what it
         read instead of reading them itself. A new process calls this before loading the
         model and opening Chroma: file reads, checksums and onnxruntime's session set-up
-        release the GIL, so on two cores they overlap (36k chunks: ~0.15 s of ~0.9 s)."""
+        release the GIL, so on two cores they overlap."""
         if self._preloaded is not None:
             return
         future: Future[Loaded | None] = Future()
@@ -347,7 +347,7 @@ class LexicalFiles:
         """Wait (up to ``FILES_WAIT_S``) while a running ingest writes the files for
         ``generation``: it bumps Chroma's generation first and updates these files just
         after, so a reader that sees the new generation early would otherwise compare
-        every document with the manifest (~1 s at 9.7k documents) while the ingest does
+        every document with the manifest (slow with many documents) while the ingest does
         the same work."""
         deadline = time.monotonic() + FILES_WAIT_S
         while self.generation() != generation and time.monotonic() < deadline:
@@ -361,7 +361,7 @@ class LexicalFiles:
         never change) and reading only the ones it lacks; None when the files are for
         another generation or cannot be read. After an ingest wrote one new segment and
         tombstones, this reads that segment and ``index.json``: comparing every document
-        with the manifest instead cost ~1.5 s at 9.7k documents."""
+        with the manifest instead grows with the number of documents."""
         try:
             head = json.loads((self.dir / _INDEX).read_text(encoding="utf-8"))
             if str(head.get("generation")) != generation or not _made_here(head):

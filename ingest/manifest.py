@@ -106,7 +106,7 @@ class Manifest:
         """doc_id -> (the path the document records, the keys of its files, sorted).
 
         One query for every document: re-checking paths after each run costs one pass,
-        not one query per document (1.6 s at 9.7k documents).
+        not one query per document (slow with many documents).
         """
         out: dict[str, tuple[str, list[str]]] = {}
         rows = self.db.execute(

@@ -212,8 +212,9 @@ def installed_graphs(model_dir: Path) -> set[str]:
 
 
 # The vectors a graph computes, by name: ``model.onnx`` and the fused graph are the same
-# function (cosine > 0.99999), so they share the model's name; a quantised graph is another
-# model (cosine 0.994 to fp32) and is named after its file. The index records this name.
+# function (the same vectors to rounding), so they share the model's name; a quantised graph
+# is another model (close to fp32's vectors, not the same) and is named after its file.
+# The index records this name.
 _SAME_AS_FP32 = (FUSED_FILE, ONNX_FILE)  # in order of preference: faster first
 
 

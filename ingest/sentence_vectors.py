@@ -4,10 +4,9 @@ Embedding a chunk gives one hidden state per word piece; the mean of the states 
 sentence's characters, minus most of the chunk's own vector (``decontextualise``), is that
 sentence's vector. It costs no second pass through the model, and the answer selector can
 score every sentence of the retrieved passages by meaning without embedding any sentence
-at question time. On the selector's fit data cut into chunks (RGB zh questions 100-179,
-TAT-QA dev contexts 139-168), how well question-sentence cosine ranks the sentences that
-hold the answer (AUC): 0.721 (RGB zh) and 0.905 (TAT-QA) with these vectors, 0.621 and
-0.863 with each sentence embedded on its own (one run, ``bench/fit_selector.py``'s data).
+at question time. On the selector's fit data cut into chunks (``bench/fit_selector.py``),
+question-sentence cosine ranks the sentences that hold the answer better with these
+vectors than with each sentence embedded on its own (bench/RESULTS.md).
 
 Stored in the chunk's Chroma metadata (``SENTENCE_VECTORS_KEY``) so they travel with the
 chunk: written, replaced, renamed and deleted with it, in embedded and server mode alike.
@@ -35,10 +34,8 @@ Span = tuple[int, int]
 
 SENTENCE_VECTORS_KEY = "sentence_vectors"
 _PREFIX = "sv2:"  # the version of the format below and of CONTEXT_WEIGHT
-# Chosen on the answer selector's fit data (RGB zh questions 100-179, TAT-QA dev contexts
-# 139-168, cut into chunks), by the AUC of question-sentence cosine for the sentences that
-# hold the answer: 0.0 (plain pooling) 0.655 / 0.858, 0.7 0.721 / 0.905; each sentence
-# embedded on its own 0.621 / 0.863.
+# Chosen on the answer selector's fit data, cut into chunks, by how well question-sentence
+# cosine ranks the sentences that hold the answer (the sweep is in bench/RESULTS.md).
 CONTEXT_WEIGHT = 0.7
 _MAX_OFFSET = 65535  # uint16: a chunk is 256 word pieces, far below
 

@@ -116,7 +116,7 @@ class IndexSettings(BaseSettings):
     @property
     def resolved_model_dir(self) -> Path:
         # The model is not data: one copy per user, in the platform's cache folder, serves
-        # every data folder (87 MB each before).
+        # every data folder (each held its own copy before).
         if self.model_dir is not None:
             return self.model_dir
         legacy = self.data_dir / "models" / "all-MiniLM-L6-v2"  # where versions <= 0.1 put it

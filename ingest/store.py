@@ -130,7 +130,7 @@ def _rows(got: Any) -> list[IndexedChunk]:
     """The chunks of one ``collection.get`` result (ids, documents, metadatas).
 
     Without their sentence vectors: bulk reads feed the BM25 index and followers' matching,
-    which would hold ~4 KB more per chunk for nothing (``metadatas`` reads them).
+    which would hold kilobytes more per chunk for nothing (``metadatas`` reads them).
     """
     return [
         to_indexed(cid, text or "", {**(meta or {}), SENTENCE_VECTORS_KEY: None})
@@ -264,11 +264,11 @@ class IndexStore:
         """``dense_search``'s ids and similarities, without the chunks' rows; among
         ``ids`` if given.
 
-        The HNSW search is ~3 ms at 100k chunks; reading the hits' texts and metadata
-        (which hold their sentence vectors) costs 20-30 ms for 30 hits and 55-250 ms for
-        120. A reader that holds the chunks already (the BM25 index) asks for this.
+        Reading the hits' texts and metadata (which hold their sentence vectors) costs many
+        times the HNSW search itself. A reader that holds the chunks already (the BM25
+        index) asks for this.
         ``ids`` restricts the search as a where-filter would, without Chroma evaluating
-        the filter against every chunk's metadata (0.1-0.6 s at 100k chunks); an id
+        the filter against every chunk's metadata (slow in a large index); an id
         Chroma does not hold makes it raise.
         """
         if k <= 0 or (ids is not None and not ids):

@@ -63,7 +63,7 @@ _ENGLISH_STOP_WORDS_TEXT = """
     wouldn't you you'd you'll you're you've your yours yourself yourselves
 """
 # "FY" of "FY2022": the year carries the meaning; a bare "fy" matched the few passages that
-# abbreviate and made them a BM25 hub on FinanceBench (see bench/README).
+# abbreviate and made them a BM25 hub in a collection of financial filings (bench/README).
 ENGLISH_STOP_WORDS = frozenset(_ENGLISH_STOP_WORDS_TEXT.split()) | {"fy"}
 
 # Function words that jieba returns as tokens; they carry no topic. (bm25s's
