@@ -441,8 +441,8 @@ def test_long_cli_question_is_clipped_with_a_note(
 
 def damage(path: Path, how: str) -> None:
     """Damage a SQLite file as a disk or a person would: garbled pages, cut to half, gone."""
-    for side in ("-wal", "-shm"):  # every writer has closed: nothing is left in a WAL
-        assert not path.with_name(path.name + side).exists() or side == "-shm"
+    wal = path.with_name(path.name + "-wal")  # checkpointed: everything is in the file
+    assert not wal.exists() or wal.stat().st_size == 0
     if how == "deleted":
         path.unlink()
         return
@@ -521,3 +521,39 @@ def test_damaged_chroma_is_named_and_rebuild_heals_it(
     assert "341.81" in asked.stdout
     follows = run(["follows", "export"], env, tmp_path)
     assert "Qingdao foreign trade" in follows.stdout
+
+
+def test_a_bot_api_answering_html_is_one_line_and_no_traceback(tmp_path: Path) -> None:
+    """Issue 18: a proxy's HTML page where the Bot API's JSON should be printed three
+    tracebacks (77 lines) before the one Error: line."""
+    import http.server
+    import threading
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = cli_env(
+            LOG_LEVEL="INFO",
+            DATA_DIR=str(tmp_path / "data"),
+            TELEGRAM_API_BASE_URL=f"http://127.0.0.1:{server.server_port}/bot",
+        )
+        result = run(["bot"], env, tmp_path)
+    finally:
+        server.shutdown()
+    assert result.returncode == 3
+    line = error_line(result.stderr)  # and no traceback anywhere
+    assert "TELEGRAM_API_BASE_URL" in line
+    assert len(result.stderr.splitlines()) <= 5, result.stderr

@@ -42,7 +42,8 @@ from bot.telegram.questions import QUESTION_TEXT
 from bot.telegram.sending import RetryingLimiter
 from bot.telegram.trend import cmd_trend
 from ingest import redact
-from ingest.errors import ConfigError, FatalError, IndexRebuilding
+from ingest.errors import BriefingError, ConfigError, FatalError, IndexRebuilding
+from ingest.state import StoreDamaged
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,10 @@ ADMIN_COMMANDS = [
 
 SORRY = "Sorry — something went wrong while handling your message. Please try again."
 REBUILDING = "The documents are being re-indexed right now — please ask again in a minute."
+STATE_DAMAGED = (
+    "The bot's saved state is damaged, so this cannot be done right now; the bot's "
+    "administrator can repair it (briefing doctor), keeping every followed topic."
+)
 
 
 class TokenRejected(ConfigError):
@@ -101,9 +106,7 @@ def protect_logs(token: str, handlers: Iterable[logging.Handler] | None = None) 
     if not any(isinstance(f, OneLineStartFailures) for f in ptb.filters):
         ptb.addFilter(OneLineStartFailures())
     redact.register(token)
-    for handler in handlers if handlers is not None else logging.getLogger().handlers:
-        if not any(isinstance(f, redact.RedactingFilter) for f in handler.filters):
-            handler.addFilter(redact.RedactingFilter())
+    redact.install_log_filter(list(handlers) if handlers is not None else None)
 
 
 # ---------------------------------------------------------------------------- errors
@@ -113,6 +116,8 @@ def polite_reply(error: BaseException | None) -> str:
     """What the user is told when handling their update failed (the one place that decides)."""
     if isinstance(error, IndexRebuilding):
         return REBUILDING
+    if isinstance(error, StoreDamaged):
+        return STATE_DAMAGED
     return SORRY
 
 
@@ -122,13 +127,14 @@ async def on_error(update: object, context: Context) -> None:
     if isinstance(update, Update):
         update_id = update.update_id
         chat_id = update.effective_chat.id if update.effective_chat else None
-    log.error(
-        "update %s (chat %s) failed: %s",
-        update_id,
-        chat_id,
-        type(context.error).__name__,
-        exc_info=context.error,
-    )
+    error = context.error
+    if isinstance(error, BriefingError):  # ours: its message says it all, in a line
+        log.error("update %s (chat %s) failed: %s", update_id, chat_id, error)
+    else:  # one line at the default level; where it failed at DEBUG
+        log.error(
+            "update %s (chat %s) failed: %s: %s", update_id, chat_id, type(error).__name__, error
+        )
+        log.debug("update %s failed here", update_id, exc_info=error)
     if not isinstance(update, Update) or update.effective_message is None:
         return
     try:
@@ -292,4 +298,9 @@ def run_bot(settings: Settings) -> None:
         raise TelegramUnreachable(
             f"the Telegram Bot API at {tg.api_base_url} could not be reached "
             f"({type(err).__name__}) after retries"
+        ) from None
+    except TelegramError as err:  # e.g. a proxy's HTML page where the Bot API's JSON should be
+        raise TelegramUnreachable(
+            f"{tg.api_base_url} did not answer as the Telegram Bot API does ({err}): "
+            "check TELEGRAM_API_BASE_URL"
         ) from None

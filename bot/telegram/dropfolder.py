@@ -255,6 +255,8 @@ class DropFolder:
         manifest = Manifest(self.settings.manifest_path)
         try:
             return document_ids(manifest)
+        except sqlite3.DatabaseError as err:
+            raise damaged(self.settings.manifest_path, err) from None
         finally:
             manifest.close()
 
@@ -355,7 +357,8 @@ class DropFolder:
         if self.watcher_error is not None:
             log.warning("the folder watcher failed again (retry in %.0f s): %s", delay, reason)
             return
-        log.exception("the folder watcher stopped; retrying in %.0f s", delay)
+        log.error("the folder watcher stopped (%s); retrying in %.0f s", reason, delay)
+        log.debug("where the watcher failed", exc_info=err)
         self.watcher_error = reason
         text = (
             f"<b>The folder watcher stopped</b>: {esc(str(err))}\n"

@@ -1,0 +1,68 @@
+"""The store of record under the running bot (issue 18): a store damaged while the notifier
+runs stops it with one message (before: the same notice 91 times in 90 s), and a chat
+is told plainly why its command cannot be done."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from telegram import Bot
+
+from bot.telegram.app import STATE_DAMAGED, polite_reply
+from bot.telegram.dropfolder import DropFolder
+from bot.telegram.notify import Outbox
+from ingest.pipeline import run_ingest
+from ingest.state import StoreDamaged
+from tests.conftest import EXAMPLES
+from tests.fake_telegram import FakeTelegram
+from tests.test_faults import damage
+from tests.test_notify import drop_settings
+from tests.test_telegram_bot import ADMIN, bot_settings
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    server = await FakeTelegram().start()
+    yield server
+    await server.stop()
+
+
+async def test_a_store_damaged_under_the_notifier_stops_it_with_one_message(
+    tmp_path: Path, model_dir: Path, fake: FakeTelegram
+) -> None:
+    settings = bot_settings(drop_settings(tmp_path, model_dir), fake)
+    await asyncio.to_thread(run_ingest, settings)  # history
+    drop = DropFolder(settings, poll_s=0.05)
+    fake.send_private(ADMIN, "/start")  # the admin's chat exists (nobody polls for it)
+    async with Bot(fake.token, base_url=fake.api_base) as bot:
+        drop.outbox = Outbox(bot, chat_interval_s=0.0)
+        drop.outbox.start()
+        assert await asyncio.to_thread(drop._take_notifier_lock)
+        drop.subscriptions.add(ADMIN, "Qingdao trade")
+
+        # A run to tell, then the store damaged before the notifier looks at it.
+        shutil.copy(EXAMPLES / "qingdao-trade-2020-09-04.md", settings.documents_dir)
+        await asyncio.to_thread(run_ingest, settings)
+        with sqlite3.connect(settings.manifest_path) as db:  # all of it in the main file
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        damage(settings.manifest_path, "garbled")
+
+        teller = asyncio.create_task(drop._tell_runs())
+        await asyncio.sleep(2.0)  # forty polls
+        assert teller.done() and teller.exception() is None  # stopped, not looping
+        await drop.outbox.drained()
+        sent = [m["text"] for m in fake.sent(ADMIN)]
+        assert len(sent) == 1, sent
+        assert "Notices and digests stopped" in sent[0]
+        assert str(settings.manifest_path) in sent[0] and "briefing doctor" in sent[0]
+        assert drop.notifier_error is not None  # /status can say so
+
+        with pytest.raises(StoreDamaged) as caught:  # /following: named, not "went wrong"
+            drop.subscriptions.of_chat(ADMIN)
+        assert polite_reply(caught.value) == STATE_DAMAGED
+        await drop.stop()
