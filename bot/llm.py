@@ -4,6 +4,10 @@ The reply is never trusted as is: ``bot.citations.postprocess`` removes citation
 passage, uncited sentences and figures no cited passage states, and picks verbatim quotes.
 Every failure (timeout, HTTP error, refused connection, empty or malformed reply, no valid
 citation left) raises ``LLMError``: the answering service then answers extractively.
+
+Document text is data, never instructions: a passage's sentences addressed to an assistant
+or model (``ingest.hostile``: "ignore previous instructions", "you are now …") are blanked
+before the passages go to the model, and no quote is taken from them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import html
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -25,6 +30,7 @@ from bot.citations import OFF_QUESTION_NOTE, postprocess
 from bot.extractive import REFUSAL_TEXT as REFUSAL_TEXT  # same wording for both answerers
 from bot.prompts import REFUSAL_TOKEN, Prompts, load_prompts, render_answer, render_condense
 from bot.types import Answer, Hit
+from ingest.hostile import mask_instructions
 
 # Local servers (llama.cpp, vLLM, Ollama) do not check the key, but the openai SDK refuses to
 # build a client without one; this placeholder is sent instead of a real secret.
@@ -74,6 +80,23 @@ def _reply_text(message: BaseMessage) -> str:
     return _THINK.sub("", text).strip()
 
 
+def _masked(hit: Hit) -> Hit:
+    """``hit`` with its sentences addressed to a model blanked (offsets kept)."""
+    text = mask_instructions(hit.chunk.text)
+    if text == hit.chunk.text:
+        return hit
+    return replace(hit, chunk=replace(hit.chunk, text=text))
+
+
+def _with_hits(answer: Answer, safe: Sequence[Hit], hits: Sequence[Hit]) -> Answer:
+    """The answer pointing at the caller's hits again (a quote from the blanked text is a
+    substring of the original: blanking keeps every offset)."""
+    back = {id(s): h for s, h in zip(safe, hits, strict=True)}
+    answer.citations = [replace(c, hit=back.get(id(c.hit), c.hit)) for c in answer.citations]
+    answer.nearest = [back.get(id(h), h) for h in answer.nearest]
+    return answer
+
+
 def _is_refusal(reply: str) -> bool:
     return reply.strip(" \t\n`*\"'.").startswith(REFUSAL_TOKEN)
 
@@ -119,8 +142,10 @@ class LLMAnswerer:
         if not hits:
             return Answer(text=REFUSAL_TEXT, refused=True, answerer="llm")
         started = time.perf_counter()
-        reply = self._call(*render_answer(self.prompts, question, hits))
-        return self._to_answer(reply, hits, (time.perf_counter() - started) * 1000, question)
+        safe = [_masked(h) for h in hits]
+        reply = self._call(*render_answer(self.prompts, question, safe))
+        answer = self._to_answer(reply, safe, (time.perf_counter() - started) * 1000, question)
+        return _with_hits(answer, safe, hits)
 
     def _to_answer(
         self, reply: str, hits: Sequence[Hit], llm_ms: float, question: str = ""

@@ -28,6 +28,7 @@ from ingest.chunking import chunk_document
 from ingest.embeddings import IndexEmbeddings, make_embeddings
 from ingest.errors import IndexUnavailable, UsageError
 from ingest.errors import IngestLocked as IngestLocked  # re-exported
+from ingest.hostile import flagged_sentences
 from ingest.lexical_store import LexicalFiles
 from ingest.loaders import parse_document
 from ingest.lock import REBUILD_MARKER, ingest_lock
@@ -163,7 +164,11 @@ class _Run:
         results = []
         for q in items:
             for i, (cand, outcome) in enumerate(q.files):
-                note = None if i == 0 else f"same content as {q.files[0][0].display}; indexed once"
+                note = (
+                    hostile_note(q.doc.text)
+                    if i == 0
+                    else f"same content as {q.files[0][0].display}; indexed once"
+                )
                 count = len(q.chunks) if i == 0 else 0
                 results.append(FileResult(cand.display, outcome, note, count))
         with self.manifest.transaction() as db:
@@ -481,6 +486,18 @@ def _finish(run: _Run) -> None:
             with manifest.transaction() as db:
                 Manifest.repoint_doc(db, moved.doc_id, paths[0])
             run.changed = True
+
+
+def hostile_note(text: str) -> str | None:
+    """The report's note on sentences addressed to an assistant or model (``ingest.hostile``),
+    which answers keep out; None when there are none."""
+    flagged = flagged_sentences(text)
+    if not flagged:
+        return None
+    first = " ".join(flagged[0].split())
+    first = first if len(first) <= 80 else first[:79] + "…"
+    count = f"{len(flagged)} sentences" if len(flagged) > 1 else "1 sentence"
+    return f"{count} addressed to an AI assistant, kept out of answers: “{first}”"
 
 
 def _run_record(report: IngestReport) -> dict[str, object]:
