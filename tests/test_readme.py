@@ -86,9 +86,9 @@ def test_every_command_is_listed_and_every_listed_one_exists() -> None:
         parent, _, leaf = command.rpartition(" ")
         listed = command in table or (parent != "briefing" and parent in table and leaf in table)
         assert listed, f"{command} is not in the README's command table"
-    listed = set(re.findall(r"`(briefing [a-z]+)", table))
+    mentioned = set(re.findall(r"`(briefing [a-z]+)", table))
     top = {f"briefing {name}" for name in cli.commands}
-    assert listed <= top, listed - top
+    assert mentioned <= top, mentioned - top
 
 
 def test_settings_table_names_real_settings() -> None:
