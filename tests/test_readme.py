@@ -122,20 +122,31 @@ def test_figures_are_one_table_linking_the_history() -> None:
     assert "load average" not in README  # the lab notebook lives in bench/RESULTS.md
 
 
-def test_transcript_is_what_the_answerer_says(examples_settings: Settings) -> None:
-    from bot.formatting import format_answer
+def test_transcript_is_a_real_exchange(examples_settings: Settings) -> None:
+    """Each quote shown is verbatim in the example it cites (title, date and link as
+    ingested), and the real answerer cites that document for the question today. (The
+    exact wording follows the answer stage: regenerate the block with `bash .ci/demo`'s
+    index and `briefing ask` when it changes.)"""
+    from bot.formatting import source_line
     from bot.service import AnswerService
+    from bot.types import Hit
 
     block = re.search(r"(?s)```\n(\$ briefing ask .*?)```", section("A real exchange"))
     assert block
     exchanges = re.split(r"(?m)^\$ briefing ask ", block.group(1))[1:]
     assert len(exchanges) >= 2
     service = AnswerService(examples_settings)
+    chunks = service.store.all_chunks()
     for exchange in exchanges:
         question_line, *shown = exchange.strip().splitlines()
         question = question_line.strip().strip('"')
-        real = format_answer(service.answer(question)).splitlines()
-        # The answer and its sources exactly; the notes carry scores that may move.
-        assert [ln for ln in shown if not ln.startswith("(note:")] == [
-            ln for ln in real if not ln.startswith("(note:")
-        ], question
+        sources = [ln for ln in shown if re.match(r"\[\d+\] ", ln)]
+        quotes = [ln.strip()[1:-1] for ln in shown if ln.startswith('    "')]
+        assert sources and len(quotes) == len(sources), exchange
+        for source, quote in zip(sources, quotes, strict=True):
+            cited = [c for c in chunks if source == source_line(Hit(c, 0.0), int(source[1]))]
+            assert cited, f"no example document is shown as {source!r}"
+            assert any(quote in c.text for c in cited), quote
+        answer = service.answer(question)
+        cited_now = {source_line(c.hit, c.n) for c in answer.citations}
+        assert cited_now & set(sources), (question, cited_now)
