@@ -248,12 +248,17 @@ def ingest(
 @cli.command()
 @click.argument("folder", required=False, type=click.Path(path_type=Path))
 @click.option(
-    "--quiet-seconds", default=0.5, show_default=True, help="A burst ends after this calm."
+    "--quiet-seconds",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 3600, min_open=True),
+    help="A burst ends after this calm.",
 )
 @click.option(
     "--settle-seconds",
     default=1.0,
     show_default=True,
+    type=click.FloatRange(0, 3600, min_open=True),
     help="A changed file is read once its size and mtime held this long.",
 )
 @click.pass_obj
@@ -476,8 +481,8 @@ def _show_trend(
     service: AnswerService, topic: str, as_json: bool, png: Path | None = None, *, routed: bool
 ) -> bool:
     """Print the cited series of ``topic`` (and write its chart to ``png``). From `ask`
-    (``routed``), only for a trend-shaped question whose entity and measure read: False
-    lets `ask` answer it as usual."""
+    (``routed``), only for a trend-shaped question whose entity and measure read and have
+    figures: False lets `ask` answer it as usual."""
     from bot.trend import TopicError, find_trend, is_trend_question
     from bot.trend_render import format_trend, trend_json
 
@@ -489,6 +494,8 @@ def _show_trend(
         if routed:
             return False
         raise click.UsageError(str(err)) from None
+    if routed and not trend.series:
+        return False  # no figure of it: a question for the answerer, not a series
     if png is not None and trend.series:
         from bot.chart import render_png
 

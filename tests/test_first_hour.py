@@ -191,6 +191,13 @@ def test_max_file_mb_minus_one_through_the_cli(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("option", ["--quiet-seconds", "--settle-seconds"])
+def test_watch_timings_are_checked_with_their_range(option: str, tmp_path: Path) -> None:
+    result = briefing(["watch", option, "-1", str(tmp_path)], cli_env(), tmp_path)
+    assert result.returncode == 2
+    assert "-1.0 is not in the range 0<x<=3600" in one_error_line(result.stderr)
+
+
 def test_overlap_must_stay_below_the_chunk_size() -> None:
     with pytest.raises(ConfigError, match=r"CHUNK_OVERLAP_TOKENS \(300\) must be below"):
         load_settings(_env_file=None, chunk_tokens=256, chunk_overlap_tokens=300)
