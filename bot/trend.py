@@ -154,8 +154,20 @@ def topic_parts(topic: str) -> tuple[Entity, Measure, Period | None, int | None]
 # --- reading a sentence -------------------------------------------------------------------
 
 
+_JOINING_WORDS = frozenset({"of", "the", "de", "and", "&"})
+
+
+def _mentions(text: str, entity: Entity) -> bool:
+    """Whether one of the entity's words is written in ``text`` (a cheap first test, and a
+    guard: "3M"'s terms are "3" and "m", which "copy 3" has too)."""
+    if entity.cjk:
+        return entity.text in text
+    words = [w for w in re.split(r"[\s:]+", entity.text) if w.lower() not in _JOINING_WORDS]
+    return any(re.search(rf"(?<!\w){re.escape(w)}", text, re.IGNORECASE) for w in words if w)
+
+
 def _names(text: str, entity: Entity) -> bool:
-    return entity.named_in(text, frozenset(tokenize(text)))
+    return _mentions(text, entity) and entity.named_in(text, frozenset(tokenize(text)))
 
 
 _CURRENCY = re.compile(r"\bUS\s*(?:dollars?\b|\$)|\b(?:USD|RMB|CNY|TEU)\b")
@@ -186,6 +198,7 @@ def _other_names(text: str, entity: Entity) -> bool:
     return False
 
 
+_DIGIT = re.compile(r"\d")
 # A decimal amount ("1978.2万标准箱") is no year, though ``YEAR_RE`` reads its first digits.
 _DECIMAL = re.compile(r"\d[\d,]*\.\d+")
 
@@ -228,10 +241,9 @@ def _period_of(text: str) -> Period | None:
 
 def _amounts(clause: str) -> list[tuple[int, Decimal, Unit, str]]:
     """(position, amount, unit, as written) of the amounts in ``clause`` that have a unit."""
-    masked = _masked(clause)
     out, cursor = [], 0
-    for fig in figures(masked):
-        at = masked.find(fig.text, cursor)
+    for fig in figures(clause):
+        at = clause.find(fig.text, cursor)
         cursor = at + len(fig.text)
         if fig.percent:
             continue
@@ -239,17 +251,23 @@ def _amounts(clause: str) -> list[tuple[int, Decimal, Unit, str]]:
         unit = unit_at(clause, at, at + len(fig.text), scale.group(1) if scale else None)
         if unit is not None:
             out.append((at, fig.scaled, unit, fig.text))
-    return out
+    if not out:
+        return out
+    # Then the ones a period, year or date holds go ("1-7月", "Q3 2024"): blanked there.
+    masked = _masked(clause)
+    return [a for a in out if masked[a[0] : a[0] + len(a[3])] == a[3]]
 
 
 def _amount_of_measure(clause: str, measure: Measure) -> tuple[Decimal, Unit, str] | None:
     """The amount stated for ``measure`` in ``clause``: the first after its name and before
     another measure's, else the last before its name."""
+    amounts = _amounts(clause) if _DIGIT.search(clause) else []
+    if not amounts:
+        return None
     mine, starts = measure_spans(clause, measure)
     if not mine:
         return None
     start, end = mine[0]
-    amounts = _amounts(clause)
     after_next = min((s for s in starts if s > start), default=len(clause))
     before_prev = max((s for s in starts if s < start), default=-1)
     for at, amount, unit, text in amounts:
@@ -261,25 +279,31 @@ def _amount_of_measure(clause: str, measure: Measure) -> tuple[Decimal, Unit, st
 
 def statements(hit: Hit, entity: Entity, measure: Measure) -> list[Statement]:
     """Every amount of ``measure`` for ``entity`` that ``hit`` states, with its period."""
-    out: list[Statement] = []
+    text = hit.text
     title_names = _names(hit.title, entity)
-    title_period = _period_of(hit.title)
-    for a, b in sentence_spans(hit.text):
-        sentence = hit.text[a:b]
+    if not (title_names or _mentions(text, entity)) or not any(
+        _DIGIT.search(text, max(0, m.start() - 80), m.end() + 200)
+        for m in measure.pattern.finditer(text)
+    ):
+        return []  # most chunks of a busy entity: no sentence split, no period read
+    out: list[Statement] = []
+    for a, b in sentence_spans(text):
+        sentence = text[a:b]
         if not measure.pattern.search(sentence):
             continue
-        sentence_period = _period_of(sentence) or title_period
+        read: list[Period | None] = []  # the sentence's period, read once a clause needs it
         for c0, c1 in clauses(sentence):
             clause = sentence[c0:c1]
-            found = _amount_of_measure(clause, measure)
-            if found is None:
-                continue
-            if _other_names(clause, entity):
+            found = measure.pattern.search(clause) and _amount_of_measure(clause, measure)
+            if not found or _other_names(clause, entity):
                 continue
             if not _names(clause, entity) and (
                 _other_names(sentence, entity) or not (_names(sentence, entity) or title_names)
             ):
                 continue
+            if not read:
+                read.append(_period_of(sentence) or _period_of(hit.title))
+            sentence_period = read[0]
             own = _period_of(clause)
             if own is not None and own.year is None and sentence_period is not None:
                 own = own.with_year(sentence_period.year)
@@ -287,8 +311,8 @@ def statements(hit: Hit, entity: Entity, measure: Measure) -> list[Statement]:
             period = _with_release_year(stated, hit.date) if stated is not None else None
             if period is None:
                 continue
-            amount, unit, text = found
-            out.append(Statement(period, amount, unit, text, hit, sentence.strip()))
+            amount, unit, figure = found
+            out.append(Statement(period, amount, unit, figure, hit, sentence.strip()))
     return out
 
 

@@ -183,6 +183,14 @@ def test_another_citys_clause_never_enters() -> None:
     assert [s.figure for s in theirs] == ["64.5 billion", "66.0 billion"]
 
 
+def test_a_name_is_written_not_only_its_terms() -> None:
+    # "3M"'s terms are "3" and "m": a title "(copy 3)" does not name it.
+    text = "Revenue was 32.8 billion US dollars in 2023."
+    assert read("How has 3M's revenue changed?", text, title="Annual report (copy 3)") == []
+    [s] = read("How has 3M's revenue changed?", text, title="3M annual report 2023")
+    assert (s.figure, s.unit.label(), s.period.year) == ("32.8 billion", "billion US dollars", 2023)
+
+
 def test_the_amount_is_the_one_after_its_own_measure() -> None:
     text = (
         "In Q3 2024 exports were 70.2 billion yuan while foreign trade came to 121.7 billion yuan."

@@ -96,6 +96,9 @@ async def test_trend_without_topic_or_entity_explains_usage(
     # A trend-shaped question naming no entity is answered as any question.
     [answer] = await ask(fake, ALICE, "How has trade changed?")
     assert "photo" not in answer and answer["text"]
+    # So is one whose topic has no figure in the documents.
+    [policy] = await ask(fake, ALICE, "How has Kelbrook's port policy changed?")
+    assert "photo" not in policy and "no series" not in policy["text"]
 
 
 async def test_trend_in_a_group_by_command(fake: FakeTelegram, bot: BotApp) -> None:

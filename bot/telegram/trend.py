@@ -39,7 +39,7 @@ def trend_with_chart(service: AnswerService, topic: str) -> tuple[Trend, bytes |
 
 async def send_trend(update: Update, context: Context, topic: str, *, routed: bool) -> bool:
     """Reply with the trend of ``topic``. A routed question (not /trend) whose topic names no
-    entity or measure is left to the answerer: False."""
+    entity or measure, or no figure of it, is left to the answerer: False."""
     message = update.effective_message
     if message is None:
         return True
@@ -56,6 +56,8 @@ async def send_trend(update: Update, context: Context, topic: str, *, routed: bo
             return False
         await message.reply_text(f"{err}\n\n{USAGE}")
         return True
+    if routed and not trend.series:
+        return False  # "what has changed in the port's policy?": a question, not a series
     if png is not None:
         await message.get_bot().send_photo(
             chat_id=message.chat_id,
