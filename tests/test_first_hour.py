@@ -141,6 +141,25 @@ def test_ask_over_an_empty_index_says_so(tmp_path: Path, model_dir: Path) -> Non
     assert "is empty" in line and "briefing ingest" in line
 
 
+def test_ask_against_a_chroma_server_without_the_collection_says_so(
+    tmp_path: Path, model_dir: Path, chroma_server: tuple[str, int]
+) -> None:
+    host, port = chroma_server
+    env = cli_env(
+        CHROMA_HOST=host,
+        CHROMA_PORT=str(port),
+        CHROMA_COLLECTION="never-ingested",
+        DATA_DIR=str(tmp_path / "data"),
+        MODEL_DIR=str(model_dir),
+    )
+    result = briefing(["ask", "--json", QUESTION], env, tmp_path)
+    assert result.returncode == 3
+    line = one_error_line(result.stderr)
+    assert f"Chroma server {host}:{port}, collection never-ingested" in line
+    assert "briefing ingest" in line
+    assert result.stdout == ""
+
+
 # -- mismatches ------------------------------------------------------------------------------
 
 
