@@ -399,7 +399,17 @@ def _require_index(settings: Settings) -> None:
     from ingest.errors import IndexUnavailable
 
     if settings.chroma_host:
-        return  # a server's collection is checked once opened (``_require_chunks``)
+        from ingest.store import make_client
+
+        client = make_client(settings)  # unreachable: IndexUnavailable, one line
+        try:
+            client.get_collection(settings.chroma_collection, embedding_function=None)
+        except Exception:  # chromadb raises NotFoundError (1.x) or ValueError (older servers)
+            raise IndexUnavailable(
+                f"no collection {settings.chroma_collection} on the Chroma server "
+                f"{settings.chroma_host}:{settings.chroma_port}: run `briefing ingest` first"
+            ) from None
+        return
     if not (settings.chroma_dir / "chroma.sqlite3").is_file():
         raise IndexUnavailable(
             f"no index in {settings.data_dir.expanduser().resolve()} (DATA_DIR): "

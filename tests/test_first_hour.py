@@ -155,9 +155,14 @@ def test_ask_against_a_chroma_server_without_the_collection_says_so(
     result = briefing(["ask", "--json", QUESTION], env, tmp_path)
     assert result.returncode == 3
     line = one_error_line(result.stderr)
-    assert f"Chroma server {host}:{port}, collection never-ingested" in line
+    assert f"no collection never-ingested on the Chroma server {host}:{port}" in line
     assert "briefing ingest" in line
     assert result.stdout == ""
+    from ingest.store import make_client
+
+    remote = make_settings(tmp_path / "d", model_dir, chroma_host=host, chroma_port=port)
+    server = make_client(remote)
+    assert "never-ingested" not in [c.name for c in server.list_collections()]  # none made
 
 
 # -- mismatches ------------------------------------------------------------------------------
