@@ -31,7 +31,7 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
         re.compile(
             r"\bhow\s+(?:much|many|large|big|high|low|fast)\b|\b(?:total|amount|number|percentage"
             r"|share|rate|price|cost|value|revenue|sales|growth|figure|count)\b"
-            r"|多少|几|人数|数量|金额|总额|总量|比例|比重|增长率|增速|价格|票房|得分|比分",
+            r"|多少|几|人数|数量|金额|总额|总量|比例|比重|增长率|增速|价格",
             re.IGNORECASE,
         ),
     ),
@@ -39,7 +39,7 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
         AnswerType.PERSON,
         re.compile(
             r"\bwho(?:m|se)?\b|\bwhich\s+(?:person|company|firm|organi[sz]ation|team|player)\b"
-            r"|谁|哪位|何人|得主|获得者|冠军|获奖者|主演|导演|作者|创始人",
+            r"|谁|哪位|何人|得主|获得者|冠军|获奖者|负责人|作者|创始人",
             re.IGNORECASE,
         ),
     ),

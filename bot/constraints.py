@@ -25,11 +25,14 @@ _GENERIC_CAPS_TEXT = """
 """
 _GENERIC_CAPS = frozenset(_GENERIC_CAPS_TEXT.split()) | frozenset(MONTHS)  # and every month
 # A run of capitalised words ("iPhone" and "eBay" count), with "of"/"de"/"the" and a
-# colon inside titles: "The Legend of Zelda: Breath of the Wild" is one name.
-# A name may open with digits ("3M", "7-Eleven"); a lone capital after them is a word too.
-_CAP_WORD = r"(?:\d+[A-Z][\w&'’.-]*|[a-z]?[A-Z][\w&'’.-]*[\w])"
+# colon inside titles: "The Harbour Plan: Phase Two of the Renewal" is one name.
+# A name may open with digits ("4K Media", "7-Eleven"); a lone capital after them is a word too.
+_CAP_WORD = r"(?:\d+[A-Z][A-Za-z0-9&'’.-]*|[a-z]?[A-Z][A-Za-z0-9&'’.-]*[A-Za-z0-9])"
+# A number right after a name is part of it ("County 7", "Line 12"), a year is not.
+_NAME_NUMBER = r"(?:\s+(?!(?:19|20)\d\d\b)\d{1,4}\b(?![.,]\d))?"
 _CAP_RUN_RE = re.compile(
     rf"{_CAP_WORD}(?:(?::\s*|\s+)(?:of\s+the\s+|of\s+|de\s+|the\s+)?{_CAP_WORD})*"
+    + _NAME_NUMBER
 )
 _ACRONYM_RE = re.compile(r"\b(?:[A-Z]\.){2,}")
 # "FY2022", "Q2", "H1", "FY23": periods, not names.
@@ -38,7 +41,7 @@ _HAS_ACRONYM_RE = re.compile(r"\b[A-Z]{2,}\b")
 
 
 def undot(text: str) -> str:
-    """Dotted acronyms without their dots: "U.S. Open" -> "US Open" (both spellings occur)."""
+    """Dotted acronyms without their dots: "U.K. Trade" -> "UK Trade" (both spellings occur)."""
     return _ACRONYM_RE.sub(lambda m: m.group().replace(".", ""), text)
 
 
@@ -57,30 +60,48 @@ class Entity:
     def named_in(self, text: str, terms: frozenset[str]) -> bool:
         if self.cjk:
             return self.text in text
+        # Digits are part of a name: "County 7" is not named by "County 70".
+        if not {t for t in self.terms if t.isdigit()} <= terms:
+            return False
         # The first word of a name carries it ("Norrvik" of "Norrvik Shipping"); a name
         # written in full elsewhere also counts.
         first = tokenize(self.text.split()[0])
         if (first and first[0] in terms) or self.terms <= terms:
             return True
-        # A long title quoted in part: "Breath of the Wild" names "The Legend of Zelda:
-        # Breath of the Wild".
+        # A long title quoted in part: "Phase Two of the Renewal" names "The Harbour
+        # Plan: Phase Two of the Renewal".
         if len(self.terms) >= 3 and 2 * len(self.terms & terms) >= len(self.terms):
             return True
-        # "US Open" is also written "U.S. Open", whose tokens differ.
+        # "UK Trade" is also written "U.K. Trade", whose tokens differ.
         if _HAS_ACRONYM_RE.search(self.text):
             return self.text.lower() in undot(text).lower()
         return False
 
 
+_ASKS_RE = re.compile(
+    r"[?？]|^\s*(?:what|which|who|whom|whose|when|where|why|how|is|are|was|were|did|does|do"
+    r"|has|have|had|can|could|will|would|should|list|name|give|show|tell|describe|compare"
+    r"|calculate|explain)\b",
+    re.IGNORECASE,
+)
+
+
+def is_question(text: str) -> bool:
+    """A question or request, not a followed topic ("Weifang port cargo")."""
+    return _ASKS_RE.search(text) is not None
+
+
 def question_entities(question: str) -> list[Entity]:
-    """The cities, companies and people a question names (not its first word)."""
+    """The cities, companies and people a question names (a question's first word only
+    when it cannot be sentence case: a followed topic opens with its subject)."""
     out: list[Entity] = []
     q = undot(question.strip())
+    topic = not is_question(q)
     for m in _CAP_RUN_RE.finditer(q):
         words = [re.sub(r"['’]s?$", "", w) for w in re.split(r"\s+", m.group())]
         # A sentence's first word is capitalised anyway ("… FY2022? Calculate the ratio"),
-        # unless it is a question word the run goes on from ("Is 3M a …", "Has Boeing …").
-        opens = m.start() == 0 or re.search(r"[.?!;]\s+$", q[: m.start()])
+        # unless it is a question word the run goes on from ("Is Corvane a …", "Has Halden …").
+        opens = not topic and (m.start() == 0 or re.search(r"[.?!;]\s+$", q[: m.start()]))
         if opens and (len(words) == 1 or words[0].lower().strip(".:") not in _GENERIC_CAPS):
             continue
         generic = [
@@ -104,6 +125,11 @@ def question_entities(question: str) -> list[Entity]:
             name = m.group(1)
             if not _CJK_NOT_NAME.search(name) and not any(name in e.text for e in out):
                 out.append(Entity(name, frozenset([name]), cjk=True, surface=m.group()))
+    # "2021年上海的GDP…", "雅芳河的发源地…": a short name before 的 that opens the question.
+    owner = re.match(rf"(?:(?:19|20)\d\d\s*年)?([{CJK_CHARS}]{{2,4}}?)的", q)
+    if owner and not out and not _CJK_NOT_NAME.search(owner.group(1)):
+        name = owner.group(1)
+        out.append(Entity(name, frozenset([name]), cjk=True, surface=name))
     # "澜州一季度…": a short name right before the period that opens a Chinese question.
     lead = re.match(rf"([{CJK_CHARS}]{{2,3}}?)(?=(?:19|20)\d\d|[一二三四上下前1-9第]|全年)", q)
     if lead and not out and (PERIOD_RE.match(q, lead.end()) or YEAR_RE.match(q, lead.end())):

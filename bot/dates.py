@@ -30,9 +30,10 @@ def _period(tag: str = "") -> str:
 
 
 # Reports of a period come out after it ends: "as of July 2020" or "exports in 2020" are
-# answered by documents published during the period and the few months after it (annual
-# figures appear in January–March). Windows for a named period end this much later.
-REPORTING_LAG = timedelta(days=92)
+# answered by documents published during the period and after it — annual figures appear
+# in January–March, final and revised ones, and reviews of the year, later still. The
+# window only ranks: which period a sentence speaks of is the answer stage's check.
+REPORTING_LAG = timedelta(days=366)
 
 _RECENT_RE = re.compile(
     r"\b(latest|most\s+recent(ly)?|newest|recent(ly)?|current(ly)?|up[- ]to[- ]date|now)\b"

@@ -1,9 +1,10 @@
 """Document focus: when a question names a document's subject, search that document harder.
 
-"What was 3M's FY2018 capital expenditure?" names a company and a year that stand in one
-filing's title and file name (``3M_2018_10K.pdf``). Across a pool of many filings, plain
-passage retrieval scatters over look-alike passages of other companies; weighing title
-terms by their rarity across documents picks the filing(s) the question is about. Pure.
+"What was Halden Grid's 2023 capital expenditure?" names a company and a year that stand
+in one filing's title and file name (``halden-grid-annual-report-2023.md``). Across a pool
+of many filings, plain passage retrieval scatters over look-alike passages of other
+companies; weighing title terms by their rarity across documents picks the filing(s) the
+question is about. Pure.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from ingest.types import IndexedChunk
 # A focus needs the question to share at least this much idf with a title: one term that
 # few documents carry (a company, a place), not a word every title has.
 MIN_FOCUS_IDF = 1.0
-# Documents within this share of the best title match are focused on too (3M's 2018 and
-# 2022 10-Ks for a question naming 3M but no year).
+# Documents within this share of the best title match are focused on too (a company's
+# reports of two years, for a question naming the company but no year).
 FOCUS_BAND = 0.75
 MAX_FOCUS_DOCS = 8  # a "focus" on half the pool is no focus
-# Names: words that start with a capital or a digit ("PepsiCo", "3M", "FY2022", "AMEX").
+# Names: words that start with a capital or a digit ("PepsiCo", "7Seas", "FY2022", "AMEX").
 _NAME = re.compile(r"\b[A-Z0-9][\w&'’]*")
 
 

@@ -135,8 +135,29 @@ def _year_near(text: str, start: int, end: int) -> tuple[int | None, int]:
     return (int(before.group(1)), lo + before.start(1)) if before else (None, -1)
 
 
+# A period after these words is the base of a comparison ("up 21.4% on 2020", "比2020年增长"),
+# not the one a sentence reports on.
+_COMPARED_RE = re.compile(
+    r"(?:\b(?:on|from|over|than|versus|vs\.?|against|compared\s+(?:with|to))"
+    r"\s+(?:the\s+)?(?:same\s+(?:period|quarter|month)\s+(?:of|in|last)\s+|year\s+)?"
+    r"|同比|比|较|与)\s*$",
+    re.IGNORECASE,
+)
+# "since March 2021", "自2019年以来": where a window opens, not the period asked about.
+_SINCE_RE = re.compile(r"\b(?:since|after|starting|beginning|from)\s+(?:the\s+)?$|[自从]\s*$", re.I)
+
+
+def own_periods(text: str) -> list[Period]:
+    """The periods ``text`` reports on: ``periods`` without comparison bases."""
+    return [p for at, p in _located(text) if not _COMPARED_RE.search(text[max(0, at - 40) : at])]
+
+
 def periods(text: str) -> list[Period]:
     """Every period ``text`` names, in order; a bare year is a whole-year period."""
+    return [p for _, p in _located(text)]
+
+
+def _located(text: str) -> list[tuple[int, Period]]:
     found: list[tuple[int, Period]] = []
     used_years: set[int] = set()
     for m in PERIOD_RE.finditer(text):
@@ -163,7 +184,7 @@ def periods(text: str) -> list[Period]:
             continue
         found.append((m.start(), Period(int(m.group(1)), 1, 12)))
     found.sort(key=lambda p: p[0])
-    return [p for _, p in found]
+    return found
 
 
 # "early 2024" asks about some part of the year's first half, not about the whole year:
@@ -198,8 +219,14 @@ def _ended_period(m: re.Match[str], year: int) -> Period:
 
 
 def question_period(question: str) -> Period | None:
-    """The period a question asks about (its first), or None."""
-    found = periods(question)
+    """The period a question asks about (its first), or None ("since 2019" asks about none:
+    it opens a window)."""
+    located = [
+        (at, p)
+        for at, p in _located(question)
+        if not _SINCE_RE.search(question[max(0, at - 20) : at])
+    ]
+    found = [p for _, p in located]
     if not found:
         return None
     first = found[0]
@@ -220,7 +247,7 @@ def question_period(question: str) -> Period | None:
 def sentence_period(sentence: str, context: Iterable[str], doc_date: str | None) -> Period | None:
     """The period a sentence reports on: its own first, else its passage's; year completed."""
     fallback_year = int(doc_date[:4]) if doc_date and doc_date[:4].isdigit() else None
-    own = periods(sentence)
+    own = own_periods(sentence)
     if own:
         return own[0].with_year(fallback_year if own[0].year is None else None)
     for text in context:

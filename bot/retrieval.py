@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from bot.aliases import expanded
 from bot.dates import DateIntent, parse_date_intent
 from bot.diversity import MAX_PER_DOC, distinct, diversify
 from bot.focus import DocumentFocus
@@ -50,8 +51,8 @@ LEXICAL_WEIGHT = 1.0
 # within this margin), the newest document goes first.
 RECENT_SIMILARITY_MARGIN = 0.1
 DEDUP_WINDOW = 30  # fused candidates considered for the top k
-# all-MiniLM-L6-v2 is an English model: on Chinese questions its ranking is mostly noise.
-# Halving its weight there raised RGB zh answers 14/20 → 16/20 (retrieval 19/20 either way).
+# all-MiniLM-L6-v2 is an English model: on Chinese questions its ranking is mostly noise,
+# so its list weighs half there (bench/RESULTS.md has the measurement).
 CJK_DENSE_FACTOR = 0.5
 # Extra RRF weight of the lists searched within the documents the question names (see
 # bot.focus); the unfocused lists stay in, so a wrong focus costs rank, not recall.
@@ -237,7 +238,7 @@ class Retriever:
         timings["lexical_index_ms"] = (time.perf_counter() - t0) * 1000
 
         focus = self._focus.focus(question)
-        bm25 = LexicalScores(lexical, question)
+        bm25 = LexicalScores(lexical, expanded(question))  # every name of its measures
         fused = self._fused(question, vector, lexical, intent, timings, focus, bm25)
         backfilled = False
         if intent.has_window and len(fused) < k:

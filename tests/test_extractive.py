@@ -79,13 +79,13 @@ def test_spans_are_exact_offsets() -> None:
     [
         ("What was Qingdao's Jan–Jul trade total?", AnswerType.NUMBER),
         ("How many entities registered?", AnswerType.NUMBER),
-        ("When was Splatoon 2 released?", AnswerType.DATE),
+        ("When was the Lanzhou metro line 2 opened?", AnswerType.DATE),
         ("Who is the Party secretary of Qingdao?", AnswerType.PERSON),
         ("Where will the clubs be set up?", AnswerType.PLACE),
-        ("Super Bowl 2021 location", AnswerType.PLACE),
-        ("印控克什米尔地区寺庙踩踏事故死亡人数", AnswerType.NUMBER),
-        ("2022年诺贝尔文学奖得主", AnswerType.PERSON),
-        ("北京冬奥会开幕时间", AnswerType.DATE),
+        ("Harbour expo 2021 location", AnswerType.PLACE),
+        ("青屿港区新建泊位数量", AnswerType.NUMBER),
+        ("2023年青屿市科技奖得主", AnswerType.PERSON),
+        ("澜州博览会开幕时间", AnswerType.DATE),
         ("Describe the policy on industrial internet", AnswerType.ANY),
         ("What was Halden Grid's operating profit in 2023?", AnswerType.NUMBER),
         ("Who reported the highest profit?", AnswerType.PERSON),  # a name, not the amount
@@ -219,14 +219,12 @@ def test_check_citations_rejects_a_broken_answer() -> None:
 
 def test_chinese_answer_is_a_verbatim_chinese_sentence() -> None:
     hits = [
-        hit(0, "2022年卡塔尔世界杯于11月20日开幕。共有32支球队参赛。"),
-        hit(
-            1, "海外网1月1日电。今年1月，印控克什米尔地区一座印度教寺庙发生踩踏事故，造成12人死亡。"
-        ),
+        hit(0, "2023年澜州博览会于11月20日开幕。共有32个国家参展。"),
+        hit(1, "本报1月1日电。今年1月，青屿港区新建深水泊位投入使用，共新增泊位12个。"),
     ]
-    answer = extractive_answer("印控克什米尔地区寺庙踩踏事故死亡人数", hits)
+    answer = extractive_answer("青屿港区新增泊位数量是多少？", hits)
     assert not answer.refused
-    assert "12人死亡" in answer.text
+    assert "泊位12个" in answer.text
     assert answer.citations[0].hit.chunk_id == "c1"
     assert answer.citations[0].quote.endswith("。")
     check_citations(answer)
