@@ -51,6 +51,9 @@ from ingest.types import Chunk, Document, FileResult, IngestReport, LoadError, O
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]  # (done, total, current path)
+# The reason of a file left for a later run (it failed to parse while still being written):
+# reported as unchanged, so nobody is told of a failure that may not be one.
+NOT_READY = "not ready yet"
 
 
 class IngestStopped(IndexUnavailable):
@@ -94,6 +97,7 @@ class _Run:
     embeddings: IndexEmbeddings
     report: IngestReport
     journal: _Journal
+    retry_recent_s: float = 0.0
     queue: dict[str, _Queued] = field(default_factory=dict)
     changed: bool = False
 
@@ -210,6 +214,7 @@ def run_ingest(
     dry_run: bool = False,
     embeddings: IndexEmbeddings | None = None,
     progress: Progress | None = None,
+    retry_recent_s: float = 0.0,
 ) -> IngestReport:
     """Bring the index in line with the files under ``paths`` (default: the documents folder).
 
@@ -217,6 +222,8 @@ def run_ingest(
     IndexUnavailable (IngestStopped, with the report so far, when Chroma is lost mid-run)
     or ModelNotInstalled for fatal conditions; per-file problems are reported in the
     returned IngestReport instead, and one file's failure never fails another.
+    ``retry_recent_s`` (the watcher): a file modified that recently that fails to parse is
+    left for a later run (unchanged, reason ``NOT_READY``) rather than failed.
     """
     started = time.perf_counter()
     report = IngestReport(dry_run=dry_run)
@@ -254,7 +261,10 @@ def run_ingest(
                     raise
                 raise damage from err
             try:
-                _run_steps(settings, manifest, store, embeddings, report, journal, roots, progress)
+                _run_steps(
+                    settings, manifest, store, embeddings, report, journal, roots, progress,
+                    retry_recent_s,
+                )  # fmt: skip
             except IndexUnavailable as err:
                 raise IngestStopped(str(err), report) from err
             except Exception as err:  # Chroma failing outside a file's write
@@ -285,11 +295,13 @@ def _run_steps(
     journal: _Journal,
     roots: list[Path],
     progress: Progress | None,
+    retry_recent_s: float,
 ) -> None:
     dry_run = report.dry_run
     if not dry_run:
         report.repaired = repair(manifest, store)
-    run = _Run(settings, manifest, None if dry_run else store, embeddings, report, journal)
+    store_or_none = None if dry_run else store
+    run = _Run(settings, manifest, store_or_none, embeddings, report, journal, retry_recent_s)
     _ingest_files(run, roots, progress)
     run.flush()
     if not dry_run:
@@ -439,7 +451,13 @@ def _take_oldest(run: _Run, in_flight: dict[str, _Parsing]) -> None:
                 run.flush()
             return
         reason = "no text to index"
+    recent = time.time() - run.retry_recent_s
     for cand, outcome in job.files:
+        if load_error and cand.mtime_ns / 1e9 > recent:  # maybe half-written: try again
+            run.report.results.append(
+                FileResult(cand.display, Outcome.UNCHANGED, f"{NOT_READY}: {reason}")
+            )
+            continue
         kept = load_error and outcome is Outcome.UPDATED
         note = f"{reason}; the previous version stays indexed" if kept else reason
         run.report.results.append(FileResult(cand.display, Outcome.FAILED, note))

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from telegram import Bot
 
+from bot.service import AnswerService
+from bot.telegram import dropfolder
 from bot.telegram.app import STATE_DAMAGED, polite_reply
 from bot.telegram.dropfolder import DropFolder
 from bot.telegram.notify import Outbox
@@ -20,9 +22,10 @@ from ingest.pipeline import run_ingest
 from ingest.state import StoreDamaged
 from tests.conftest import EXAMPLES
 from tests.fake_telegram import FakeTelegram
+from tests.test_dropfolder import told
 from tests.test_faults import damage
-from tests.test_notify import drop_settings
-from tests.test_telegram_bot import ADMIN, bot_settings
+from tests.test_notify import WATCH, drop_settings, say
+from tests.test_telegram_bot import ADMIN, bot_settings, running
 
 
 @pytest.fixture
@@ -66,3 +69,36 @@ async def test_a_store_damaged_under_the_notifier_stops_it_with_one_message(
             drop.subscriptions.of_chat(ADMIN)
         assert polite_reply(caught.value) == STATE_DAMAGED
         await drop.stop()
+
+
+async def test_the_bot_says_when_its_folder_is_gone_and_when_it_is_heard_again(
+    tmp_path: Path, model_dir: Path, fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a replaced or deleted folder left the watcher deaf, silently, and /status
+    looked normal."""
+    import ingest.watch
+
+    monkeypatch.setattr(ingest.watch, "FOLDER_GONE_S", 0.5)
+    monkeypatch.setattr(dropfolder, "RETRY_FIRST_S", 0.5)
+    settings = drop_settings(tmp_path, model_dir)
+    await asyncio.to_thread(run_ingest, settings)
+    service = await asyncio.to_thread(AnswerService, settings)
+    docs = settings.documents_dir
+    async with running(fake, settings, service, watch=WATCH):
+        await say(fake, ADMIN, "/following")  # the admin's chat exists from here on
+        seen = len(fake.sent(ADMIN))
+        await asyncio.sleep(1.0)  # the watcher's first run is done
+        shutil.rmtree(docs)
+        stopped = await told(fake, ADMIN, seen, "The folder watcher stopped")
+        assert str(docs) in stopped["text"]
+        status = await say(fake, ADMIN, "/status")
+        assert "Not working right now" in status["text"] and "folder watcher" in status["text"]
+
+        seen = len(fake.sent(ADMIN))
+        docs.mkdir()
+        shutil.copy(EXAMPLES / "qingdao-trade-2020-09-04.md", docs)
+        await told(fake, ADMIN, seen, "runs again")
+        notice = await told(fake, ADMIN, seen, "Documents folder")
+        assert "qingdao-trade-2020-09-04.md" in notice["text"]
+        status = await say(fake, ADMIN, "/status")
+        assert "Not working right now" not in status["text"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from telegram import Update
 
@@ -55,7 +57,18 @@ async def cmd_ingest(update: Update, context: Context) -> None:
     await reply_html(message, "\n".join(lines))
 
 
-async def cmd_status(update: Update, context: Context) -> None:
+def status_command(
+    problems: Callable[[], list[str]],
+) -> Callable[[Update, Context], Coroutine[Any, Any, None]]:
+    """/status that also lists ``problems()`` (the folder watcher or notices stopped)."""
+
+    async def status(update: Update, context: Context) -> None:
+        await cmd_status(update, context, problems())
+
+    return status
+
+
+async def cmd_status(update: Update, context: Context, problems: Sequence[str] = ()) -> None:
     message = update.effective_message
     if message is None:
         return
@@ -73,6 +86,9 @@ async def cmd_status(update: Update, context: Context) -> None:
         f"Embedding model: {esc(status.embedding_model)}",
         f"Answerer: {esc(status.answerer)}",
     ]
+    if problems:
+        lines.append("\n<b>Not working right now</b>")
+        lines += [f"• {esc(problem)}" for problem in problems]
     if status.last_failures:
         lines.append(f"\n<b>Failures in the last ingest ({len(status.last_failures)})</b>")
         for failure in status.last_failures[:MAX_FAILURES_LISTED]:

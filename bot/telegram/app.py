@@ -246,7 +246,7 @@ def build_application(
     app.add_handler(CommandHandler("new", handlers.cmd_new, only_messages))
     admins = only_messages & filters.User(user_id=tg.admin_ids)
     app.add_handler(CommandHandler("ingest", admin.cmd_ingest, admins))
-    app.add_handler(CommandHandler("status", admin.cmd_status, admins))
+    app.add_handler(CommandHandler("status", admin.status_command(drop.problems), admins))
     app.add_handler(CommandHandler("docs", admin.cmd_docs, admins))
     app.add_handler(CommandHandler(admin.ADMIN_COMMANDS, admin.refuse, only_messages))
     app.add_handler(CallbackQueryHandler(handlers.on_show_passages, pattern=ShowPassages))

@@ -148,6 +148,15 @@ class DropFolder:
             self._state = None
         self.subscriptions.close()
 
+    def problems(self) -> list[str]:
+        """What does not work right now, for /status."""
+        out = []
+        if self.watcher_error is not None:
+            out.append(f"The folder watcher stopped ({self.watcher_error}); it retries by itself.")
+        if self.notifier_error is not None:
+            out.append(f"Notices and digests: {self.notifier_error}")
+        return out
+
     # -- telling about runs ---------------------------------------------------------------
 
     def _take_notifier_lock(self) -> bool:
