@@ -117,13 +117,15 @@ def draw_chart(trend: Trend) -> Figure:
     """The figure of ``trend``'s series (at most ``MAX_PANELS``); tests read its data."""
     zh = bool(CJK_RE.search(trend.topic))
     shown = trend.series[:MAX_PANELS]
-    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     FigureCanvasAgg(fig)
     fig.suptitle(chart_title(trend), fontproperties=_font(15))
     axes = fig.subplots(max(1, len(shown)), 1, squeeze=False)[:, 0]
+    # Fixed margins: matplotlib's constrained layout cost ~40% of the drawing time.
+    fig.subplots_adjust(left=0.085, right=0.985, top=0.89, bottom=0.15, hspace=0.62)
     for ax, series in zip(axes, shown, strict=False):
         _panel(ax, trend, series, zh)
-    fig.supxlabel(_FOOTER[zh], fontproperties=_font(8.5), color=EARLIER)
+    fig.text(0.5, 0.012, _FOOTER[zh], ha="center", fontproperties=_font(8.5), color=EARLIER)
     return fig
 
 
