@@ -106,3 +106,8 @@ async def test_trend_in_a_group_by_command(fake: FakeTelegram, bot: BotApp) -> N
     photo, sources = await fake.wait_for_replies(GROUP, 2)
     assert "Lindmark — foreign trade" in photo["caption"]
     assert "Lindmark's foreign trade reached 66.0 billion yuan" in sources["text"]
+
+
+async def test_help_names_the_trend_command(fake: FakeTelegram, bot: BotApp) -> None:
+    [help_reply] = await ask(fake, ALICE, "/help")
+    assert "/trend <city and figure>" in help_reply["text"]

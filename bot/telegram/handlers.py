@@ -143,6 +143,7 @@ async def cmd_help(update: Update, context: Context) -> None:
         f"I know <b>{status.documents}</b> documents ({status.chunks} passages){span}."
         f"{group_hint}\n\n<b>Try</b>\n{examples}\n\n"
         "/ask &lt;question&gt; — ask (in groups)\n/sources — passages of the last answer\n"
+        "/trend &lt;city and figure&gt; — the figure over time, charted and cited\n"
         "/new — start a new conversation"
     )
     await reply_html(message, text)
