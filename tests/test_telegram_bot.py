@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import shutil
+import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -161,18 +162,31 @@ async def test_sources_button_and_command_show_that_answers_passages(
     assert sources["text"] == passages["text"]
 
 
-async def test_stale_button_after_restart_answers_politely(
-    fake: FakeTelegram, examples_settings: Settings, service: ScriptedService
+async def test_sources_button_survives_a_restart_and_a_lost_one_answers_politely(
+    fake: FakeTelegram, examples_settings: Settings, service: ScriptedService, tmp_path: Path
 ) -> None:
-    async with running(fake, examples_settings, service):
+    """Issue 18: chat state is kept in the store of record (PTB persistence), so an
+    answer's button and /sources work after a restart; a button whose state is gone
+    answers politely."""
+    settings = examples_settings.model_copy(update={"data_dir": tmp_path / "data"})
+    async with running(fake, settings, service):
         [answer] = await ask(fake, ALICE, QINGDAO)
-    async with running(fake, examples_settings, service):
+    async with running(fake, settings, service):  # restarted
+        query_id = fake.click(ALICE, ALICE, answer["message_id"])
+        await fake.wait_for_replies(ALICE, 2)
+        assert fake.callback_answers[query_id].get("text") is None
+        passages = fake.sent(ALICE)[-1]
+        assert passages["reply_to_message"]["message_id"] == answer["message_id"]
+        [sources] = await ask(fake, ALICE, "/sources")
+        assert sources["text"] == passages["text"]
+    with sqlite3.connect(settings.data_dir / "state.sqlite") as db:  # the state lost
+        db.execute("DELETE FROM chat_state")
+    async with running(fake, settings, service):
         query_id = fake.click(ALICE, ALICE, answer["message_id"])
         await fake.wait_until(lambda: query_id in fake.callback_answers)
         assert "no longer available" in fake.callback_answers[query_id]["text"]
         [help_reply] = await ask(fake, ALICE, "/help")  # and the bot still serves
         assert "documents" in help_reply["text"]
-    assert len(fake.sent(ALICE)) == 2
 
 
 async def test_groups_answer_only_mentions_replies_and_ask(fake: FakeTelegram, bot: BotApp) -> None:

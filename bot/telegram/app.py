@@ -38,12 +38,13 @@ from bot.telegram.context import CONTEXT_TYPES, Context, ShowPassages
 from bot.telegram.dropfolder import DropFolder
 from bot.telegram.follow import FOLLOW_COMMANDS, follow_handlers
 from bot.telegram.gate import make_gate
+from bot.telegram.persistence import StatePersistence
 from bot.telegram.questions import QUESTION_TEXT
 from bot.telegram.sending import RetryingLimiter
 from bot.telegram.trend import cmd_trend
 from ingest import redact
 from ingest.errors import BriefingError, ConfigError, FatalError, IndexRebuilding
-from ingest.state import StoreDamaged
+from ingest.state import StoreDamaged, state_path
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,8 @@ def build_application(
         .rate_limiter(RetryingLimiter())
         .post_init(post_init)
         .post_shutdown(post_shutdown)
+        # Chat state (last answers, the answers behind buttons) survives a restart.
+        .persistence(StatePersistence(state_path(settings.data_dir)))
         .build()
     )
     only_messages = filters.UpdateType.MESSAGE
