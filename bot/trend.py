@@ -17,6 +17,7 @@ is offered as such.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class Point:
     statement: Statement  # the newest release's
     value: float  # in the series' unit
     earlier: list[Statement] = field(default_factory=list)  # older releases, other values
+    also: list[Statement] = field(default_factory=list)  # other values in the same release
     cumulative: bool = False  # in a year-to-date series: Q1 is written 2024-01..2024-03
 
     @property
@@ -123,11 +125,21 @@ def _series(entity: str, measure: str, kind: str, members: list[Statement]) -> S
     unit = Unit(newest[0].unit.family, *shown)
     points = []
     for key in sorted(by_period):
-        first, *older = by_period[key]
-        earlier = [s for s in older if s.amount != first.amount]
+        group = by_period[key]
+        # One release stating two values ("tops 6 trillion" in its title, 6.05 trillion in its
+        # text) revises nothing: its most precise figure is kept, the other noted.
+        same = [s for s in group if s.date == group[0].date]
+        first = max(same, key=_precision)
+        also = _distinct(s for s in same if s.amount != first.amount)
+        earlier = [s for s in group if s.date != first.date and s.amount != first.amount]
         value = float(first.amount / unit.multiplier)
-        points.append(Point(first, value, _distinct(earlier), cumulative=kind == "ytd"))
+        points.append(Point(first, value, _distinct(earlier), also, cumulative=kind == "ytd"))
     return Series(entity, measure, unit, kind, points)
+
+
+def _precision(s: Statement) -> int:
+    """Significant digits of the figure as written: 6.05 (3) over "6 trillion" (1)."""
+    return len(re.sub(r"\D", "", s.figure.split()[0]).strip("0"))
 
 
 def _distinct(found: Iterable[Statement]) -> list[Statement]:
@@ -195,6 +207,12 @@ def build_trend(topic: str, entity: Entity, measure: Measure, found: Sequence[St
                     f"revised: {p.label} {_fmt(p.value)} {s.unit.label()} "
                     f"({_release(p.statement)}) replaces "
                     f"{_fmt(float(old.amount / s.unit.multiplier))} ({_release(old)})"
+                )
+            for other in p.also:
+                trend.notes.append(
+                    f"{p.label}: {_release(p.statement)} also states "
+                    f"{_fmt(float(other.amount / s.unit.multiplier))} {s.unit.label()} "
+                    f"({other.quote[:80]}); the more precise {_fmt(p.value)} is shown"
                 )
     ordered = [p.statement for s in trend.series for p in s.points]
     ordered += [old for s in trend.series for p in s.points for old in p.earlier]

@@ -33,6 +33,10 @@ MEASURES: dict[str, tuple[str, ...]] = {
     "exports": ("exports", "export value", "出口总值", "出口额", "出口"),
     "imports": ("imports", "import value", "进口总值", "进口额", "进口"),
     "GDP": ("gdp", "gross domestic product", "economic output", "地区生产总值", "生产总值"),
+    "GDP per capita": (
+        "gdp per capita", "gdp per person", "per capita gdp", "人均地区生产总值", "人均生产总值",
+        "人均gdp",
+    ),
     "container throughput": ("container throughput", "集装箱吞吐量"),
     "cargo throughput": ("cargo throughput", "货物吞吐量"),
     "fixed-asset investment": (

@@ -18,6 +18,7 @@ from bot.trend import (
     Statement,
     TopicError,
     Trend,
+    build_trend,
     find_trend,
     is_trend_question,
     statements,
@@ -189,6 +190,24 @@ def test_a_name_is_written_not_only_its_terms() -> None:
     assert read("How has 3M's revenue changed?", text, title="Annual report (copy 3)") == []
     [s] = read("How has 3M's revenue changed?", text, title="3M annual report 2023")
     assert (s.figure, s.unit.label(), s.period.year) == ("32.8 billion", "billion US dollars", 2023)
+
+
+def test_one_release_stating_two_values_revises_nothing() -> None:
+    text = (
+        "Kelbrook's foreign trade in 2023 tops 400 billion yuan. "
+        "Kelbrook's foreign trade came to 402.7 billion yuan in 2023. "
+        "Kelbrook's GDP per person reached 98,000 yuan in 2023."
+    )
+    entity, measure, _, _ = topic_parts("Kelbrook foreign trade")
+    older = hit("Kelbrook's foreign trade came to 401.9 billion yuan in 2023.", date="2024-01-20")
+    found = statements(hit(text), entity, measure) + statements(older, entity, measure)
+    trend = build_trend("Kelbrook foreign trade", entity, measure, found)
+    [point] = trend.series[0].points
+    assert (point.label, point.value) == ("2023", 402.7)  # the precise figure, not "tops 400"
+    assert [float(s.amount) / 1e9 for s in point.earlier] == [401.9]  # an older release
+    assert any("also states 400 billion yuan" in n for n in trend.notes)
+    gdp = topic_parts("Kelbrook GDP")
+    assert statements(hit(text), gdp[0], gdp[1]) == []  # GDP per person is another measure
 
 
 def test_the_amount_is_the_one_after_its_own_measure() -> None:
