@@ -3,6 +3,13 @@
 Chunks are exact slices of ``Document.text`` (offsets kept), never cross a PDF page (so a
 citation's page is exact), and get stable ids derived from their content, which makes
 re-ingest idempotent.
+
+A run of text with no space in it (a 200 KB line of base64, a URL that never ends) is one
+"word" to the tokenizer — a single [UNK] — so it would count as nothing and swallow the
+whole document into one chunk. Such runs (longer than ``MAX_WORD_CHARS``, CJK text aside,
+whose characters are words of their own) are cut out before the splitter runs, into
+pieces of a hard character limit, and charged by their length when small fragments are
+merged, so the text around them is chunked as usual.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from ingest.sentence_vectors import embed_text as embed_text  # re-exported: chunks' rule
 from ingest.types import Chunk, Document
+from ingest.vocabulary import CJK_CHARS
 
 # Paragraphs first, then lines, then sentences (Latin and CJK punctuation), then clauses,
 # then words. Lookbehinds keep the punctuation with its sentence.
@@ -30,6 +38,40 @@ _SEPARATORS = [
 ]
 SPECIAL_TOKENS = 2  # [CLS] and [SEP], counted by the model's window
 _SMALL = 16  # word pieces below which a fragment is merged into a neighbour
+MAX_WORD_CHARS = 100  # the tokenizer's longest word; a longer one becomes one [UNK]
+CHARS_PER_PIECE = 4  # what a run longer than that is charged: a word piece per 4 characters
+_LONG_RUN = re.compile(r"[^\s" + CJK_CHARS + r"]{" + str(MAX_WORD_CHARS + 1) + r",}")
+
+
+def _around_long_runs(
+    text: str, start: int, end: int, hard_chars: int
+) -> list[tuple[bool, int, int]]:
+    """``[start, end)`` as (is a hard piece, start, end): the text between long runs, and
+    each long run cut every ``hard_chars`` characters."""
+    out: list[tuple[bool, int, int]] = []
+    at = start
+    for run in _LONG_RUN.finditer(text, start, end):
+        if run.start() > at:
+            out.append((False, at, run.start()))
+        for cut in range(run.start(), run.end(), hard_chars):
+            out.append((True, cut, min(cut + hard_chars, run.end())))
+        at = run.end()
+    if at < end:
+        out.append((False, at, end))
+    return out
+
+
+def _charging_long_runs(count_tokens: Callable[[str], int]) -> Callable[[str], int]:
+    """``count_tokens``, plus each run without a space longer than ``MAX_WORD_CHARS``
+    charged by its length (the tokenizer counts it as one piece)."""
+
+    def count(text: str) -> int:
+        n = count_tokens(text)
+        for run in _LONG_RUN.finditer(text):
+            n += (run.end() - run.start()) // CHARS_PER_PIECE
+        return n
+
+    return count
 
 
 def chunk_id(doc_id: str, start: int, end: int, text: str) -> str:
@@ -137,16 +179,24 @@ def chunk_document(
     chunks: list[Chunk] = []
 
     for seg_start, seg_end, page in _segments(doc):
-        counter = _memo(count_tokens)  # per segment: memory stays bounded by its size
+        # Per segment: memory stays bounded by its size.
+        counter = _memo(_charging_long_runs(count_tokens))
         splitter = make_splitter(counter, budget, overlap_tokens)
         spans: list[tuple[int, int]] = []
-        prev_start, prev_end = seg_start - 1, seg_start
-        for text in splitter.split_text(doc.text[seg_start:seg_end]):
-            if not text.strip():
+        hard_chars = budget * CHARS_PER_PIECE
+        for hard, part_start, part_end in _around_long_runs(
+            doc.text, seg_start, seg_end, hard_chars
+        ):
+            if hard:
+                spans.append((part_start, part_end))
                 continue
-            start = locate(doc.text, text, prev_start, prev_end, seg_end)
-            prev_start, prev_end = start, start + len(text)
-            spans.append((start, prev_end))
+            prev_start, prev_end = part_start - 1, part_start
+            for text in splitter.split_text(doc.text[part_start:part_end]):
+                if not text.strip():
+                    continue
+                start = locate(doc.text, text, prev_start, prev_end, part_end)
+                prev_start, prev_end = start, start + len(text)
+                spans.append((start, prev_end))
         merged = _merge_small(doc.text, spans, counter, budget)
         for start, end in merged:
             text = doc.text[start:end]

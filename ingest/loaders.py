@@ -104,6 +104,9 @@ def decode_text(data: bytes) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
+        mixed = _decode_mixed(data)
+        if mixed is not None:
+            return mixed
         matches = charset_normalizer.from_bytes(data)
         best = matches.best()
         if best is None:
@@ -119,6 +122,42 @@ def decode_text(data: bytes) -> str:
     if sample and printable / len(sample) < _MIN_PRINTABLE_RATIO:
         raise LoadError("binary content, not text")
     return text
+
+
+def _decode_mixed(data: bytes) -> str | None:
+    """A file whose lines mix encodings (UTF-8 beside legacy lines pasted from elsewhere),
+    decoded line by line; None when no line is non-ASCII UTF-8 (one legacy encoding: the
+    whole file is guessed at once, which is more reliable).
+
+    UTF-8 lines stay UTF-8; each other line is GB18030 if it decodes strictly as that and
+    its non-ASCII characters are mostly CJK (Latin-1 bytes rarely form that by chance),
+    else cp1252, the commonest Western legacy encoding.
+    """
+    lines = data.split(b"\n")
+    kinds = []
+    for line in lines:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            kinds.append("legacy")
+            continue
+        kinds.append("ascii" if line.isascii() else "utf8")
+    if "utf8" not in kinds:
+        return None
+    return "\n".join(
+        _decode_legacy(line) if kind == "legacy" else line.decode("utf-8")
+        for line, kind in zip(lines, kinds, strict=True)
+    )
+
+
+def _decode_legacy(block: bytes) -> str:
+    try:
+        text = block.decode("gb18030")
+    except UnicodeDecodeError:
+        return block.decode("cp1252", errors="replace")
+    foreign = [c for c in text if not c.isascii()]
+    cjk = sum(1 for c in foreign if "\u3000" <= c <= "\u9fff" or "\uff00" <= c <= "\uffef")
+    return text if foreign and cjk / len(foreign) >= 0.8 else block.decode("cp1252", "replace")
 
 
 def _extract_txt(data: bytes) -> _Extracted:
