@@ -175,7 +175,7 @@ def _period_of(text: str) -> Period | None:
     return found[0] if found else None
 
 
-def _amounts(clause: str) -> list[tuple[int, Decimal, Unit, str]]:
+def amounts(clause: str) -> list[tuple[int, Decimal, Unit, str]]:
     """(position, amount, unit, as written) of the amounts in ``clause`` that have a unit."""
     out, cursor = [], 0
     for fig in figures(clause):
@@ -197,8 +197,8 @@ def _amounts(clause: str) -> list[tuple[int, Decimal, Unit, str]]:
 def _amount_of_measure(clause: str, measure: Measure) -> tuple[Decimal, Unit, str] | None:
     """The amount stated for ``measure`` in ``clause``: the first after its name and before
     another measure's, else the last before its name."""
-    amounts = _amounts(clause) if _DIGIT.search(clause) else []
-    if not amounts:
+    stated = amounts(clause) if _DIGIT.search(clause) else []
+    if not stated:
         return None
     mine, starts = measure_spans(clause, measure)
     if not mine:
@@ -206,10 +206,10 @@ def _amount_of_measure(clause: str, measure: Measure) -> tuple[Decimal, Unit, st
     start, end = mine[0]
     after_next = min((s for s in starts if s > start), default=len(clause))
     before_prev = max((s for s in starts if s < start), default=-1)
-    for at, amount, unit, text in amounts:
+    for at, amount, unit, text in stated:
         if end <= at < after_next:
             return amount, unit, text
-    before = [a for a in amounts if before_prev < a[0] < start]
+    before = [a for a in stated if before_prev < a[0] < start]
     return (before[-1][1], before[-1][2], before[-1][3]) if before else None
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.lexical import LexicalIndex
+from bot.periods import Period
 from bot.service import AnswerService
 from bot.settings import Settings
 from bot.trend import (
@@ -24,8 +25,9 @@ from bot.trend import (
     statements,
     topic_parts,
 )
+from bot.trend_read import amounts
 from bot.trend_render import format_trend, trend_json
-from bot.trend_text import strip_trend_words
+from bot.trend_text import period_label, strip_trend_words
 from bot.types import Hit
 from ingest.types import IndexedChunk
 from tests.conftest import ROOT, make_settings
@@ -246,6 +248,7 @@ def test_growth_rates_and_bare_numbers_are_not_amounts() -> None:
     [
         ("How has Qingdao's foreign trade changed since 2019?", True),
         ("青岛进出口总额走势", True),
+        ("青岛外贸有什么变化？", True),
         ("Qingdao foreign trade since 2019", True),
         ("How did Kelbrook's exports develop over the past three years?", True),
         ("What was Qingdao's Jan–Jul trade total?", False),
@@ -289,3 +292,36 @@ def test_cli_trend_json_png_and_ask_routing(trend_settings: Settings, tmp_path: 
     bad = run_cli(["trend", "how has trade changed"], trend_settings)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith("Error: name the city or company")
+
+
+@pytest.mark.parametrize(
+    ("period", "cumulative", "label"),
+    [
+        (Period(2024, 1, 12), False, "2024"),
+        (Period(2024, 4, 6), False, "2024-Q2"),
+        (Period(2024, 7, 12), False, "2024-H2"),
+        (Period(2024, 3, 3), False, "2024-03"),
+        (Period(2024, 1, 7), False, "2024-01..2024-07"),
+        (Period(2024, 1, 3), True, "2024-01..2024-03"),  # Q1 in a year-to-date series
+        (Period(2024, 1, 6), False, "2024-H1"),
+    ],
+)
+def test_period_labels(period: Period, cumulative: bool, label: str) -> None:
+    assert period_label(period, cumulative=cumulative) == label
+
+
+@pytest.mark.parametrize(
+    ("text", "unit"),
+    [
+        ("Exports reached US$16.6 billion.", "billion US dollars"),
+        ("Exports reached 16.6 billion US dollars.", "billion US dollars"),
+        ("Trade reached RMB 341.81 billion.", "billion yuan"),
+        ("The port handled 12.5 million TEU.", "million TEU"),
+        ("完成集装箱吞吐量1,520.6万标准箱。", "万标准箱"),
+        ("出口总值248.6亿美元。", "亿美元"),
+        ("The port handled 3.2 million tonnes of grain.", "million tonnes"),
+    ],
+)
+def test_units_after_and_before_the_amount(text: str, unit: str) -> None:
+    [(_, _, found, _)] = amounts(text)
+    assert found.label() == unit
