@@ -6,6 +6,9 @@ It is the journal that makes ingest incremental and crash-safe:
 - ``docs``: doc_id → stored text, metadata and chunk ids (one row per distinct content);
 - ``pending``: chunk ids about to be written to Chroma, committed *before* the write, so a
   run killed mid-write leaves a record of exactly what to clean up;
+- ``partial``: the chunks of a big document already in Chroma while the rest is still
+  being embedded, so a run killed mid-document resumes after them instead of starting
+  over (repair keeps them; a run that ends without finishing the document removes them);
 - ``runs``: the summary of each ingest, for ``/status`` (the run log, ``ingest.runlog``,
   keeps each run's files for the notices).
 A document that no file points at any more is an orphan; repair deletes its chunks.
@@ -146,6 +149,29 @@ class Manifest:
     def clear_pending(self, doc_ids: list[str]) -> None:
         self.db.executemany("DELETE FROM pending WHERE doc_id=?", [(d,) for d in doc_ids])
 
+    # -- partial (a big document's chunks in Chroma before the document is committed) -------
+
+    def mark_embedded(self, entries: dict[str, list[str]]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO partial(doc_id, chunk_id) VALUES (?, ?)",
+                [(d, c) for d, ids in entries.items() for c in ids],
+            )
+
+    def embedded_of(self, doc_id: str) -> set[str]:
+        rows = self.db.execute("SELECT chunk_id FROM partial WHERE doc_id=?", (doc_id,))
+        return {r[0] for r in rows}
+
+    def partial(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for doc_id, chunk_id in self.db.execute("SELECT doc_id, chunk_id FROM partial"):
+            out.setdefault(doc_id, []).append(chunk_id)
+        return out
+
+    @staticmethod
+    def clear_partial(db: sqlite3.Connection, doc_ids: list[str]) -> None:
+        db.executemany("DELETE FROM partial WHERE doc_id=?", [(d,) for d in doc_ids])
+
     # -- commits of one ingest step ----------------------------------------------------------
 
     @staticmethod
@@ -188,7 +214,7 @@ class Manifest:
 
     def reset(self) -> None:
         with self.transaction() as db:
-            for table in ("files", "docs", "pending"):
+            for table in ("files", "docs", "pending", "partial"):
                 db.execute(f"DELETE FROM {table}")
 
     # -- runs ------------------------------------------------------------------------------

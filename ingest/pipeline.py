@@ -154,17 +154,30 @@ class _Run:
 
     def _write_group(self, store: IndexStore, items: list[_Queued]) -> None:
         self.manifest.add_pending({q.doc.doc_id: [c.chunk_id for c in q.chunks] for q in items})
-        all_chunks = [(q.doc, c) for q in items for c in q.chunks]
-        vectors, sentences = embed_chunks(self.embeddings, all_chunks)
-        store.upsert(
-            [c.chunk_id for _, c in all_chunks],
-            [c.text for _, c in all_chunks],
-            [
-                {**chunk_metadata(d, c, d.path), **extra}
-                for (d, c), extra in zip(all_chunks, sentences, strict=True)
-            ],
-            vectors.tolist(),
-        )
+        done: set[str] = set()  # a big document's chunks a killed run embedded already
+        for q in items:
+            done |= self.manifest.embedded_of(q.doc.doc_id)
+        todo = [(q.doc, c) for q in items for c in q.chunks if c.chunk_id not in done]
+        # Embedded and stored a batch at a time: memory stays that of one batch however
+        # big the document, and a big document's progress is kept as it goes.
+        step = max(1, self.settings.embed_batch_size)
+        for at in range(0, len(todo), step):
+            part = todo[at : at + step]
+            vectors, sentences = embed_chunks(self.embeddings, part)
+            store.upsert(
+                [c.chunk_id for _, c in part],
+                [c.text for _, c in part],
+                [
+                    {**chunk_metadata(d, c, d.path), **extra}
+                    for (d, c), extra in zip(part, sentences, strict=True)
+                ],
+                vectors.tolist(),
+            )
+            if len(todo) > step:
+                by_doc: dict[str, list[str]] = defaultdict(list)
+                for d, c in part:
+                    by_doc[d.doc_id].append(c.chunk_id)
+                self.manifest.mark_embedded(by_doc)
         results = []
         for q in items:
             for i, (cand, outcome) in enumerate(q.files):
@@ -181,14 +194,15 @@ class _Run:
                 for cand, _ in q.files:
                     Manifest.put_file(db, FileRow(cand.key, q.doc.doc_id, cand.size, cand.mtime_ns))
             self.manifest.clear_pending([q.doc.doc_id for q in items])
+            Manifest.clear_partial(db, [q.doc.doc_id for q in items])
             # The files' outcomes commit with their rows: a kill after this is told exactly.
             runlog_results = self.report.results[self.journal.logged :] + results
             if self.journal.seq is not None:
                 runlog.log_results(db, self.journal.seq, runlog_results)
         self.report.results.extend(results)
         self.journal.logged = len(self.report.results)
+        self.report.embedded_chunks += len(todo)
         for q in items:
-            self.report.embedded_chunks += len(q.chunks)
             self.report.pages += len(q.doc.pages)
 
     def _forget_pending(self, q: _Queued) -> None:
@@ -202,8 +216,9 @@ class _Run:
             delete_present(self.store, stray)
         except Exception:  # the next run's repair retries; the report already says why
             return
-        with self.manifest.transaction():
+        with self.manifest.transaction() as db:
             self.manifest.clear_pending([q.doc.doc_id])
+            Manifest.clear_partial(db, [q.doc.doc_id])
 
 
 def run_ingest(
@@ -489,6 +504,16 @@ def _finish(run: _Run) -> None:
     """Delete documents no file points at, and re-point documents whose file moved."""
     assert run.store is not None
     manifest, store = run.manifest, run.store
+    # A big document a killed run began and this run did not finish (its file changed or
+    # went, or was not covered): what reached Chroma of it goes.
+    unfinished = manifest.partial()
+    if unfinished:
+        committed = manifest.all_chunk_ids()
+        for doc_id, ids in unfinished.items():
+            store.delete([i for i in ids if i not in committed])
+            with manifest.transaction() as db:
+                Manifest.clear_partial(db, [doc_id])
+            run.changed = True
     for doc in manifest.orphan_docs():
         store.delete(list(doc.chunk_ids))
         with manifest.transaction() as db:

@@ -38,7 +38,9 @@ def repair(manifest: Manifest, store: IndexStore) -> int:
     removed = 0
     committed = manifest.all_chunk_ids()
     pending = manifest.pending()
-    stray = {cid for ids in pending.values() for cid in ids if cid not in committed}
+    # A big document's chunks embedded before the kill are kept: the run resumes after them.
+    kept = {cid for ids in manifest.partial().values() for cid in ids}
+    stray = {cid for ids in pending.values() for cid in ids if cid not in committed | kept}
     if stray:
         removed += delete_present(store, sorted(stray))
     with manifest.transaction():
@@ -50,9 +52,9 @@ def repair(manifest: Manifest, store: IndexStore) -> int:
     # Safety net for anything the journal cannot explain (e.g. a manifest restored from a
     # backup): compare counts, and on a mismatch reconcile id by id.
     committed = manifest.all_chunk_ids()
-    if store.count() != len(committed):
+    if store.count() != len(committed | kept):
         present = set(store.all_ids())
-        extra = sorted(present - committed)
+        extra = sorted(present - committed - kept)
         store.delete(extra)
         removed += len(extra)
         lost = {d.doc_id for d in manifest.docs() if not set(d.chunk_ids) <= present}

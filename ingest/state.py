@@ -86,6 +86,11 @@ MIGRATIONS: tuple[str, ...] = (
         kind TEXT NOT NULL, key TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY(kind, key)
     );
     """,
+    """
+    CREATE TABLE IF NOT EXISTS partial(
+        doc_id TEXT NOT NULL, chunk_id TEXT NOT NULL, PRIMARY KEY(doc_id, chunk_id)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

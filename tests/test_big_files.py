@@ -70,3 +70,69 @@ def test_a_file_mixing_latin1_utf8_and_gbk_is_decoded_line_by_line() -> None:
 def test_a_file_in_one_legacy_encoding_is_still_guessed_whole() -> None:
     text = "青岛市今年前七个月外贸进出口总值3418.1亿元，同比增长9.8%。\n" * 5
     assert decode_text(text.encode("gbk")) == text
+
+
+def test_a_big_document_killed_mid_way_resumes_after_what_was_embedded(
+    tmp_path: Path, model_dir: Path, embeddings: LocalEmbeddings
+) -> None:
+    """Before: the chunks a killed run had embedded were removed and the next run embedded
+    the whole document again (a kill lost everything done on a big file)."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from ingest.pipeline import run_ingest
+    from tests.conftest import ROOT, make_settings
+    from tests.test_ingest_crash import check_consistent
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    paragraphs = [
+        f"District {i} reported that harbour output rose to {100 + i}.{i % 10} million yuan "
+        f"as the berth programme expanded, officials said in note {i}."
+        for i in range(160)
+    ]
+    (docs / "big.txt").write_text("Harbour annual report\n\n" + "\n\n".join(paragraphs))
+    options = {"chunk_tokens": 64, "chunk_overlap_tokens": 0, "embed_batch_size": 8}
+    settings = make_settings(tmp_path / "data", model_dir, documents_dir=docs, **options)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATA_DIR": str(settings.data_dir),
+        "DOCUMENTS_DIR": str(docs),
+        "MODEL_DIR": str(model_dir),
+        **{k.upper(): str(v) for k, v in options.items()},
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "ingest"], env=env, cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    store = settings.manifest_path
+    kept = 0
+    deadline = time.monotonic() + 120
+    try:
+        while kept < 24 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            if store.exists():
+                with sqlite3.connect(store) as db:
+                    try:
+                        kept = db.execute("SELECT COUNT(*) FROM partial").fetchone()[0]
+                    except sqlite3.OperationalError:
+                        kept = 0
+        assert proc.poll() is None, "the ingest finished before the kill"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with sqlite3.connect(store) as db:
+        kept = db.execute("SELECT COUNT(*) FROM partial").fetchone()[0]
+
+    report = run_ingest(settings, embeddings=embeddings)
+    (added,) = report.results
+    assert added.chunks > kept >= 24
+    assert report.embedded_chunks == added.chunks - kept  # only what was left
+    check_consistent(settings, embeddings)
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT COUNT(*) FROM partial").fetchone()[0] == 0
