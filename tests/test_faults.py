@@ -557,3 +557,20 @@ def test_a_bot_api_answering_html_is_one_line_and_no_traceback(tmp_path: Path) -
     line = error_line(result.stderr)  # and no traceback anywhere
     assert "TELEGRAM_API_BASE_URL" in line
     assert len(result.stderr.splitlines()) <= 5, result.stderr
+
+
+@pytest.mark.parametrize("how", ["garbled", "truncated"])
+def test_the_bot_does_not_start_on_a_damaged_state_and_names_it(tmp_path: Path, how: str) -> None:
+    """Before: 'unexpected DatabaseError', no file named."""
+    from bot.subscriptions import SubscriptionStore
+
+    state = tmp_path / "data" / "state.sqlite"
+    subs = SubscriptionStore(state)
+    for chat in range(200):  # a few pages of topics
+        subs.add(chat, f"Qingdao foreign trade {chat}")
+    subs.close()
+    damage(state, how)
+    result = run(["bot"], cli_env(LOG_LEVEL="INFO", DATA_DIR=str(tmp_path / "data")), tmp_path)
+    assert result.returncode == 3
+    line = error_line(result.stderr)
+    assert str(state) in line and "briefing doctor" in line
