@@ -102,3 +102,22 @@ async def test_the_bot_says_when_its_folder_is_gone_and_when_it_is_heard_again(
         assert "qingdao-trade-2020-09-04.md" in notice["text"]
         status = await say(fake, ADMIN, "/status")
         assert "Not working right now" not in status["text"]
+
+
+def test_follow_up_context_survives_a_restart(tmp_path: Path) -> None:
+    """Issue 18 case 11: the questions a conversation asked are there after a restart
+    (within the history's time limit), forgotten ones are not."""
+    from bot.telegram.persistence import PersistentHistory
+
+    state = tmp_path / "state.sqlite"
+    before = PersistentHistory(state, turns=2, ttl_s=1800)
+    before.add("42", "What was Qingdao's trade total in Jan-Jul?")
+    before.add("42", "And exports?")
+    before.add("42", "And imports?")  # two turns kept
+    before.add("7", "What did Chongqing's GDP reach?")
+    before.forget("7")  # /new
+    after = PersistentHistory(state, turns=2, ttl_s=1800)
+    assert after.get("42") == ["And exports?", "And imports?"]
+    assert after.get("7") == []
+    expired = PersistentHistory(state, turns=2, ttl_s=0)
+    assert expired.get("42") == []

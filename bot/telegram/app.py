@@ -38,7 +38,7 @@ from bot.telegram.context import CONTEXT_TYPES, Context, ShowPassages
 from bot.telegram.dropfolder import DropFolder
 from bot.telegram.follow import FOLLOW_COMMANDS, follow_handlers
 from bot.telegram.gate import make_gate
-from bot.telegram.persistence import StatePersistence
+from bot.telegram.persistence import PersistentHistory, StatePersistence
 from bot.telegram.questions import QUESTION_TEXT
 from bot.telegram.sending import RetryingLimiter
 from bot.telegram.trend import cmd_trend
@@ -197,6 +197,13 @@ def build_application(
         answer_service = service
         if answer_service is None:
             answer_service = await asyncio.to_thread(AnswerService.from_settings, settings)
+        # Follow-up context survives a restart (bot.telegram.persistence).
+        answer_service.history = await asyncio.to_thread(
+            PersistentHistory,
+            state_path(settings.data_dir),
+            settings.history_turns,
+            settings.history_ttl_s,
+        )
         await asyncio.to_thread(answer_service.warm_up)
         app.bot_data.start(
             service=answer_service,

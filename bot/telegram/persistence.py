@@ -11,20 +11,29 @@ inline buttons (``ShowPassages``: the answer each button belongs to). Values are
 as PTB's own ``PicklePersistence`` does; the table is the project's own file, written
 nowhere else. Not kept: ``bot_data`` (the running services) and ``user_data`` (unused).
 A damaged store stops the bot at start with one line naming it (StoreDamaged).
+
+Follow-up context lives in the answering service (``bot.history.History``, keyed by
+conversation, not by PTB's chat), so PTB's machinery cannot carry it: ``PersistentHistory``
+is a ``History`` that also writes each conversation's recent questions (with their wall-
+clock time) to the same table, and takes back those still within the history's time
+limit when the bot starts.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
+from bot.history import History
 from bot.telegram.context import BotData, ChatData
 from ingest.state import connect, damaged
 
@@ -32,6 +41,7 @@ log = logging.getLogger(__name__)
 
 CHAT = "chat"
 CALLBACK = "callback"
+HISTORY = "history"
 UPDATE_INTERVAL_S = 10.0  # PTB writes changed chat state this often (and at shutdown)
 
 
@@ -143,3 +153,50 @@ class StatePersistence(BasePersistence[dict[Any, Any], ChatData, BotData]):
     async def flush(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class PersistentHistory(History):
+    """A ``History`` whose conversations survive a restart (see the module docstring)."""
+
+    def __init__(self, path: Path, turns: int, ttl_s: float) -> None:
+        super().__init__(turns=turns, ttl_s=ttl_s)
+        self.path = path
+        self._db = connect(path)
+        self._write = threading.Lock()
+        self._restore()
+
+    def _restore(self) -> None:
+        now = time.time()
+        try:
+            rows = self._db.execute(
+                "SELECT key, data FROM chat_state WHERE kind=?", (HISTORY,)
+            ).fetchall()
+        except sqlite3.DatabaseError as err:
+            raise damaged(self.path, err) from None
+        for conversation, data in rows:
+            try:
+                saved = json.loads(data)
+                stamp, questions = float(saved["at"]), [str(q) for q in saved["questions"]]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if now - stamp <= self.ttl_s:
+                for question in questions:
+                    super().add(conversation, question)
+
+    def add(self, conversation: str | None, question: str) -> None:
+        super().add(conversation, question)
+        if conversation is None:
+            return
+        saved = json.dumps({"at": time.time(), "questions": self.get(conversation)})
+        with self._write:
+            self._db.execute(
+                "INSERT OR REPLACE INTO chat_state(kind, key, data) VALUES (?, ?, ?)",
+                (HISTORY, conversation, saved.encode("utf-8")),
+            )
+
+    def forget(self, conversation: str) -> None:
+        super().forget(conversation)
+        with self._write:
+            self._db.execute(
+                "DELETE FROM chat_state WHERE kind=? AND key=?", (HISTORY, conversation)
+            )
