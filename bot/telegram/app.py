@@ -217,7 +217,8 @@ def build_application(
             answer_workers=workers,
         )
         await _set_commands(app, sorted(tg.admin_ids))
-        await drop.start(app.bot, answer_service)
+        assert app.job_queue is not None  # python-telegram-bot[job-queue] is a dependency
+        await drop.start(app.bot, answer_service, app.job_queue)
 
     async def post_shutdown(app: BotApp) -> None:
         await drop.stop()

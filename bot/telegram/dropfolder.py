@@ -17,6 +17,9 @@
      documents at once;
    - matches every followed topic against the documents new since the last digest
      (``bot.follow``) and sends each chat with a match one digest.
+   The teller's rounds run on python-telegram-bot's ``JobQueue``: each schedules the next
+   (``poll_s``, or the backoff after a failure), and the watcher's runs bring the next
+   one forward.
    The last run told and the documents followers were told about are stored in the
    store of record once the messages have gone out: a restart neither resends nor loses a
    run, and runs made while the bot was down are told when it starts. A notice is sent
@@ -40,9 +43,11 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
+from apscheduler.jobstores.base import JobLookupError
 from telegram import Bot
+from telegram.ext import CallbackContext, Job, JobQueue
 
 from bot.follow import document_ids, find_matches
 from bot.formatting import esc
@@ -106,8 +111,10 @@ class DropFolder:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._wake = asyncio.Event()
-        self._teller: asyncio.Task[None] | None = None
+        self._jobs: JobQueue[Any] | None = None  # PTB's JobQueue runs the teller's rounds
+        self._job: Job[Any] | None = None  # the next round, scheduled
+        self._busy = False  # a round is running
+        self._again = False  # woken during a round: the next one follows at once
         self._lock_file: IO[str] | None = None
         self._state: sqlite3.Connection | None = None  # the run log's reader (teller only)
         self._told = 0  # the last run told (valid once this process holds the notifier lock)
@@ -115,18 +122,20 @@ class DropFolder:
         self.notifier_error: str | None = None  # why telling stopped or backs off (for /status)
         self._backoff_s = 0.0  # the current wait after a failure (0: none)
 
-    async def start(self, bot: Bot, service: AnswerService) -> None:
-        """Start the outbox and the teller, and the watcher when ``settings.watch.enabled``."""
+    async def start(self, bot: Bot, service: AnswerService, jobs: JobQueue[Any]) -> None:
+        """Start the outbox and the teller (rounds on ``jobs``, PTB's JobQueue), and the
+        watcher when ``settings.watch.enabled``."""
         self._service = service
         self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
+        self._jobs = jobs
         self.outbox = Outbox(
             bot, chat_interval_s=self.chat_interval_s, on_blocked=self._forget_chat
         )
         self.outbox.start()
         # Before the watcher starts: on a first start ever, its first run is news.
         await asyncio.to_thread(self._take_notifier_lock)
-        self._teller = self._loop.create_task(self._tell_runs(), name="run teller")
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._next_round(0.0)
         if self.settings.watch.enabled:
             self._thread = threading.Thread(target=self._watch, name="watcher", daemon=True)
             self._thread.start()
@@ -135,9 +144,8 @@ class DropFolder:
         self._stop.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 10)
-        if self._teller is not None:
-            self._teller.cancel()
-            await asyncio.gather(self._teller, return_exceptions=True)
+        self._drop_job()
+        self._jobs = None
         if self.outbox is not None:
             await self.outbox.stop()
         if self._lock_file is not None:
@@ -180,23 +188,51 @@ class DropFolder:
             self.subscriptions.mark_seen(self._current_documents())
         return True
 
-    async def _tell_runs(self) -> None:
-        """Tell the runs not told yet, then wait for the watcher's next run or ``poll_s``
-        (or, after a failure, the backoff)."""
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        while True:
-            try:
-                await self._tell_once()
-            except StoreDamaged as err:
-                self._stop_telling(err)
-                return
-            except Exception as err:  # never let one bad batch end the telling
-                self._failed(err)
-            else:
-                self._recovered()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._backoff_s or self.poll_s)
-            self._wake.clear()
+    def _next_round(self, delay_s: float) -> None:
+        """Schedule the teller's next round on the JobQueue (one at a time)."""
+        if self._jobs is None:
+            return  # stopped
+        self._drop_job()
+        self._job = self._jobs.run_once(self._round, when=delay_s, name="tell ingest runs")
+
+    def _drop_job(self) -> None:
+        if self._job is not None:
+            with contextlib.suppress(JobLookupError):  # it fires right now: _round skips it
+                self._job.schedule_removal()
+        self._job = None
+
+    async def _round(self, context: CallbackContext[Any, Any, Any, Any]) -> None:
+        if context.job is not self._job:
+            return  # replaced by a sooner round while it was being started
+        self._job, self._busy = None, True
+        try:
+            delay = await self.tell_round()
+        finally:
+            self._busy = False
+        if delay is not None:
+            self._next_round(0.0 if self._again else delay)
+        self._again = False
+
+    def _wake_now(self) -> None:
+        """The watcher ran: a round now rather than at the next look (on the event loop)."""
+        if self._busy:
+            self._again = True
+        elif self._job is not None:  # None: telling stopped for good
+            self._next_round(0.0)
+
+    async def tell_round(self) -> float | None:
+        """Tell the runs not told yet; the wait before the next round: ``poll_s``, the
+        backoff after a failure, or None when a damaged store stopped the telling."""
+        try:
+            await self._tell_once()
+        except StoreDamaged as err:
+            self._stop_telling(err)
+            return None
+        except Exception as err:  # never let one bad batch end the telling
+            self._failed(err)
+            return self._backoff_s
+        self._recovered()
+        return self.poll_s
 
     def _failed(self, err: Exception) -> None:
         reason = f"{type(err).__name__}: {err}"
@@ -334,7 +370,7 @@ class DropFolder:
                 self._post(chat_id, "<b>The folder watcher runs again.</b>")
             self.watcher_error = None
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._wake.set)
+        self._loop.call_soon_threadsafe(self._wake_now)
 
     def _watch(self) -> None:
         """Run the watcher until the bot stops; after a fatal error, retry with backoff."""
