@@ -45,7 +45,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.base import JobLookupError  # type: ignore[import-untyped]
 from telegram import Bot
 from telegram.ext import CallbackContext, Job, JobQueue
 
