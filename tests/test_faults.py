@@ -566,9 +566,8 @@ def test_the_bot_does_not_start_on_a_damaged_state_and_names_it(tmp_path: Path, 
 
     state = tmp_path / "data" / "state.sqlite"
     subs = SubscriptionStore(state)
-    for chat in range(200):  # a few pages of topics
-        subs.add(chat, f"Qingdao foreign trade {chat}")
-    subs.close()
+    subs.import_rows([{"chat_id": c, "topic": f"Qingdao foreign trade {c}"} for c in range(200)])
+    subs.close()  # a few pages of topics
     damage(state, how)
     result = run(["bot"], cli_env(LOG_LEVEL="INFO", DATA_DIR=str(tmp_path / "data")), tmp_path)
     assert result.returncode == 3
