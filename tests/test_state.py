@@ -108,8 +108,6 @@ def test_a_run_killed_mid_way_is_told_exactly(tmp_path: Path, model_dir: Path) -
     killed, finished = runlog.read_all(settings.data_dir)
     assert killed.interrupted and not finished.interrupted
     told = [r.path for run in (killed, finished) for r in run.report.results]
-    assert all(
-        r.outcome is Outcome.ADDED for run in (killed, finished) for r in run.report.results
-    )
+    assert all(r.outcome is Outcome.ADDED for run in (killed, finished) for r in run.report.results)
     assert sorted(told) == sorted(f"note-{i:03}.txt" for i in range(40))  # each once
     assert killed.report.results  # the killed run's files are told by it
