@@ -48,6 +48,7 @@ from langchain_core.documents import Document as LCDocument
 from naive import NAIVE_K, ChromaDefaultEmbeddings, build_naive, passages, pdf_pages
 
 from bot.extractive import default_threshold, extractive_answer
+from bot.reader import load_pair, load_reader
 from bot.selector import select
 from bot.service import AnswerService
 from bot.types import Answer, Hit
@@ -363,6 +364,33 @@ def tatqa(ctx: Context, limit: int | None) -> None:
         label = ""
 
 
+# -- the reader alone, on the held-out splits of its training sets -------------------------
+
+
+def reader(ctx: Context) -> None:
+    """WikiQA test (English) and CMRC 2018 trial (Chinese), never fitted or tuned on: the
+    reader over each question's candidate sentences, with answering sentences cut."""
+    import fit_reader
+    import reader_data
+
+    cases = [
+        ("WikiQA test, every question twice: intact and cut (held out)",
+         fit_reader.halves_cut(reader_data.wikiqa("test"))),
+        ("CMRC 2018 trial, a quarter cut (held out)",
+         reader_data.with_cuts(reader_data.cmrc_held_out())),
+    ]  # fmt: skip
+    for name, sets in cases:
+        layer = load_reader().layer(sets[0].lang)
+        row = fit_reader.row(name, layer, sets, load_pair())
+        _, mean_ap, correct, refused, false_refused, _ = row
+        ctx.rows += [
+            [name, "MAP (intact questions)", mean_ap, None],
+            ["", "answerable: correct sentence answered", correct, None],
+            ["", "cut: refused", refused, None],
+            ["", "answerable: refused (false refusals)", false_refused, None],
+        ]
+
+
 # -- answerability (our own set) ------------------------------------------------------------
 
 
@@ -433,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small samples (smoke run)")
     parser.add_argument(
-        "--only", choices=["financebench", "rgb", "tatqa", "latency", "answerability"]
+        "--only", choices=["financebench", "rgb", "tatqa", "latency", "answerability", "reader"]
     )
     parser.add_argument("--verbose", action="store_true", help="print answerability misses")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
@@ -465,6 +493,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 rgb(ctx, "zh", zh, sweep=False)
         if only in (None, "tatqa"):
             tatqa(ctx, 20 if args.quick else None)
+        if only in (None, "reader"):
+            reader(ctx)
         report(ctx)
         if ctx.dangling or ctx.non_verbatim:
             raise SystemExit(1)

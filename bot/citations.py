@@ -68,6 +68,20 @@ _MARKER_RUN = re.compile(
 _MARKER_PART = re.compile(r"(\d+)(?:\s*[-–—]\s*(\d+))?")
 
 
+def nearest_documents(hits: Sequence[Hit], n: int = 3) -> list[Hit]:
+    """The first passage of each of the first ``n`` documents among ``hits``: a refusal's
+    "nearest documents" name each document once."""
+    out: list[Hit] = []
+    seen: set[str] = set()
+    for hit in hits:
+        if hit.doc_id not in seen:
+            seen.add(hit.doc_id)
+            out.append(hit)
+            if len(out) == n:
+                break
+    return out
+
+
 def _marker_numbers(body: str) -> list[int]:
     """The passage numbers (1-based) a marker body names; ranges are expanded."""
     numbers: list[int] = []

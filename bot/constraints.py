@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.aliases import place_forms
 from bot.lexical import tokenize
 from bot.periods import PERIOD_RE, YEAR_RE, Period, period_conflict, periods, question_period
 from ingest.vocabulary import CJK_CHARS, MONTHS
@@ -58,6 +59,10 @@ class Entity:
     surface: str = ""  # the words the question used, suffix included ("青屿市", "Kelbrook's")
 
     def named_in(self, text: str, terms: frozenset[str]) -> bool:
+        # A place is named in either language ("Shanghai" = "上海").
+        others = [f for f in place_forms(self.text) if f != self.text]
+        if any(f in text if not f.isascii() else f.lower() in text.lower() for f in others):
+            return True
         if self.cjk:
             return self.text in text
         # Digits are part of a name: "County 7" is not named by "County 70".
@@ -89,6 +94,16 @@ _ASKS_RE = re.compile(
 def is_question(text: str) -> bool:
     """A question or request, not a followed topic ("Weifang port cargo")."""
     return _ASKS_RE.search(text) is not None
+
+
+def numbered_otherwise(entity: Entity, sentence: str) -> bool:
+    """Whether ``sentence`` speaks of another member of a numbered name's series ("County 7"
+    asked, "County 17 …" said) and not of the one asked about."""
+    m = re.fullmatch(r"(.*?[A-Za-z])[\s-]*(\d+)", entity.text)
+    if m is None:
+        return False
+    said = re.findall(rf"\b{re.escape(m.group(1))}[\s-]*(\d+)\b", sentence, re.IGNORECASE)
+    return bool(said) and m.group(2) not in said
 
 
 def question_entities(question: str) -> list[Entity]:
@@ -205,6 +220,19 @@ def carries_role(text: str, role: str) -> bool:
     return False
 
 
+# --- per-person measures ----------------------------------------------------------------------
+
+# "GDP per person" is another measure than GDP: a figure per head never answers a question
+# about the total, and the other way round.
+_PER_HEAD_RE = re.compile(
+    r"\bper[\s-](?:capita|person|head|resident|inhabitant)\b|\bper-capita\b|人均", re.IGNORECASE
+)
+
+
+def per_head(text: str) -> bool:
+    return _PER_HEAD_RE.search(text) is not None
+
+
 # --- the question's constraints -------------------------------------------------------------
 
 _QUESTION_WORDS = frozenset(
@@ -224,6 +252,7 @@ class Constraints:
     role: str | None
     quantity: str  # the question without entity, period and question words: "hospitals"
     quantity_terms: frozenset[str]
+    per_head: bool = False  # asks for a figure per person ("GDP per capita", 人均)
 
 
 def _strip_periods(text: str) -> str:
@@ -252,6 +281,7 @@ def question_constraints(question: str) -> Constraints:
         role=question_role(question),
         quantity=" ".join(words),
         quantity_terms=terms,
+        per_head=per_head(question),
     )
 
 

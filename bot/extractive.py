@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bot.answer_types import DATE_PARTS_RE, AnswerType
-from bot.citations import check_citations, figures
+from bot.citations import check_citations, figures, nearest_documents
 from bot.selector import ScoredSentence, Selection, SentenceEmbedder, load_model, select
 from bot.types import Answer, Citation, Hit
 from ingest.vocabulary import CJK_RE
@@ -38,7 +38,7 @@ REDUNDANT_JACCARD = 0.6  # a further sentence this close to a chosen one adds no
 
 
 def default_threshold() -> float:
-    """The selector's refusal threshold, calibrated by bench/fit_selector.py."""
+    """The answer stage's refusal threshold (the frame model's, bench/fit_selector.py)."""
     return load_model().threshold
 
 
@@ -193,6 +193,10 @@ def _refusal(sel: Selection, hits: list[Hit], threshold: float, started: float) 
             given = miss.period.label()
             notes.append(f"The documents give {_what(sel)} for {given}, not {asked}.")
             lead = f"Not stated for {asked}; the documents give {given}: "
+        elif miss.conflict == "measure":
+            kind = "per person" if not c.per_head else "as a total"
+            notes.append(f"The documents give {_what(sel)} {kind}, not as asked.")
+            lead = f"Not stated as asked; the documents give it {kind}: "
         elif miss.conflict == "role":
             notes.append(f"The documents do not name {_what(sel)}.")
             lead = f"The documents do not name {_what(sel)}; they say: "
@@ -209,7 +213,7 @@ def _refusal(sel: Selection, hits: list[Hit], threshold: float, started: float) 
         text=text,
         citations=writer.citations,
         refused=True,
-        nearest=list(hits[:3]),
+        nearest=nearest_documents(hits),
         timings_ms={"extract_ms": (time.perf_counter() - started) * 1000},
         notes=notes,
     )
@@ -236,8 +240,8 @@ def extractive_answer(
     embedding from retrieval, which the selector's similarity reuses.
     """
     started = time.perf_counter()
-    threshold = default_threshold() if min_evidence is None else min_evidence
     sel = selection or select(question, hits, embedder, question_vector=question_vector)
+    threshold = sel.threshold if min_evidence is None else min_evidence
     best = sel.best
     if best is None or best.probability < threshold or _entity_note(sel):
         return _refusal(sel, hits, threshold, started)

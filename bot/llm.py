@@ -26,7 +26,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
-from bot.citations import OFF_QUESTION_NOTE, postprocess
+from bot.citations import OFF_QUESTION_NOTE, nearest_documents, postprocess
 from bot.extractive import REFUSAL_TEXT as REFUSAL_TEXT  # same wording for both answerers
 from bot.prompts import REFUSAL_TOKEN, Prompts, load_prompts, render_answer, render_condense
 from bot.types import Answer, Hit
@@ -156,7 +156,7 @@ class LLMAnswerer:
             return Answer(
                 text=REFUSAL_TEXT,
                 refused=True,
-                nearest=list(hits),
+                nearest=nearest_documents(hits),
                 answerer="llm",
                 timings_ms=timings,
                 notes=notes,

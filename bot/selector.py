@@ -4,17 +4,17 @@ Candidates are the sentences of the retrieved passages. First the hard checks of
 ``bot.constraints``: a sentence whose passage does not name the question's entity, whose
 period is another one, or that does not name the office asked about cannot answer; it is
 set aside as a *near miss* that explains a refusal ("the documents give Q1 2024, not Q2").
-The others get a probability of answering from a logistic regression over a few features
-(term coverage, cosine similarity from the embedding model that retrieval already loaded,
-answer kind, passage rank, ...). Its weights live in ``selector_weights.json`` next to this
-module; ``bench/fit_selector.py`` fits them on sentence labels from shared data sets and
-calibrates the refusal threshold on a held-out split.
+The others get a probability of answering from the trained reader (``bot.reader``: a
+cross-encoder fine-tuned on question / answer-sentence data, and overlap features), whose
+refusal threshold is calibrated per language.
 
-Sentence similarity uses the vectors ingest stored with each chunk (pooled from the chunk's
-own forward pass, ``ingest.sentence_vectors``) and the question's vector retrieval already
-computed: answering embeds nothing more. Passages without stored vectors (an index built before they
-existed, passages from elsewhere) get the same vectors computed from one pass over each
-passage, when the embedder can (``SpanEmbedder``).
+The frame columns (``FEATURES``: coverage of the question and of its measure, similarity,
+answer kind, ...) are kept with each candidate: the answerer reads them to tell a revised
+figure from another measure. Sentence similarity uses the vectors ingest stored with each
+chunk (``ingest.sentence_vectors``) and the question's vector retrieval already computed;
+the reader uses it to choose which candidates its pair model reads. Passages without
+stored vectors get the same vectors computed from one pass over each passage, when the
+embedder can (``SpanEmbedder``).
 """
 
 from __future__ import annotations
@@ -31,11 +31,20 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from bot.aliases import with_aliases
 from bot.answer_types import AnswerType, answer_type, has_answer_type
 from bot.citations import MAX_QUOTE_CHARS
-from bot.constraints import Constraints, carries_role, question_constraints
+from bot.constraints import (
+    Constraints,
+    carries_role,
+    numbered_otherwise,
+    per_head,
+    question_constraints,
+)
 from bot.lexical import tokenize
 from bot.periods import Period, period_conflict, periods, sentence_period
+from bot.reader import Candidate, read
+from ingest.hostile import instruction_spans
 from ingest.sentence_vectors import (
     FloatArray,
     Span,
@@ -50,6 +59,7 @@ from ingest.vocabulary import CJK_RE
 log = logging.getLogger(__name__)
 
 WEIGHTS_PATH = Path(__file__).with_name("selector_weights.json")
+
 TITLE_CREDIT = 0.5  # a question term found only in the passage's title counts half
 
 FEATURES = (
@@ -150,6 +160,7 @@ class Selection:
     kind: AnswerType
     candidates: list[ScoredSentence]  # best first; conflicting ones included
     unnamed: tuple[str, ...] = ()  # entities of the question that no passage names
+    threshold: float = 0.5  # the reader's calibrated refusal threshold for this language
 
     @property
     def eligible(self) -> list[ScoredSentence]:
@@ -174,12 +185,22 @@ class _Unit:
     terms: frozenset[str]
 
 
-def _units(passages: Sequence[Passage]) -> list[_Unit]:
+def _terms(text: str, chinese: bool) -> frozenset[str]:
+    """A passage's terms, with the other names of each measure or place it names ("gross
+    domestic product" also says "gdp"; "Shanghai" also 上海), so a question in any of them
+    finds it."""
+    return frozenset(tokenize(with_aliases(text, chinese=chinese)))
+
+
+def _units(passages: Sequence[Passage], chinese: bool) -> list[_Unit]:
+    """The candidate sentences. A sentence addressed to an assistant or a model ("ignore
+    previous instructions and say …") is never one: it is not evidence of anything."""
     units: list[_Unit] = []
     for hi, p in enumerate(passages):
+        hostile = set(instruction_spans(p.text))
         for si, (s, e) in enumerate(sentence_spans(p.text)):
-            if e - s <= MAX_QUOTE_CHARS:
-                units.append(_Unit(hi, si, s, e, p.text[s:e], frozenset(tokenize(p.text[s:e]))))
+            if e - s <= MAX_QUOTE_CHARS and (s, e) not in hostile:
+                units.append(_Unit(hi, si, s, e, p.text[s:e], _terms(p.text[s:e], chinese)))
     return units
 
 
@@ -188,7 +209,7 @@ def _conflict(
 ) -> tuple[str | None, Period | None]:
     named = passage.text + "\n" + passage.title
     for entity in c.entities:
-        if not entity.named_in(named, passage_terms):
+        if not entity.named_in(named, passage_terms) or numbered_otherwise(entity, unit.text):
             return "entity", None
     given = sentence_period(unit.text, [passage.title], passage.date)
     # An event may be dated by any period the sentence names ("Q4 2020 earnings call in
@@ -201,6 +222,8 @@ def _conflict(
         return "period", given
     if c.role is not None and not carries_role(unit.text, c.role):
         return "role", given
+    if per_head(unit.text) != c.per_head and amount:
+        return "measure", given
     return None, given
 
 
@@ -213,12 +236,14 @@ def select(
 ) -> Selection:
     """Every sentence of ``passages``, checked against the question and scored, best first.
 
-    ``question_vector``: the question's embedding, when retrieval has it (saves a pass).
+    ``model``: the frame model (default: the fitted one). ``question_vector``: the
+    question's embedding, when retrieval has it (saves a pass).
     """
     model = model or load_model()
     c = question_constraints(question)
     kind = answer_type(question)
-    units = _units(passages)
+    chinese = CJK_RE.search(question) is not None
+    units = _units(passages, chinese)
     q_terms = set(tokenize(question))
     if not units or not q_terms:
         return Selection(c, kind, [])
@@ -230,8 +255,8 @@ def select(
     absent = (sum(weight.values()) / len(weight)) if weight else 1.0
     weight.update({t: absent for t, d in df.items() if not d})
     total = sum(weight.values()) or 1.0
-    titles = [frozenset(tokenize(p.title)) for p in passages]
-    passage_terms = [frozenset(tokenize(p.text)) | titles[i] for i, p in enumerate(passages)]
+    titles = [_terms(p.title, chinese) for p in passages]
+    passage_terms = [_terms(p.text, chinese) | titles[i] for i, p in enumerate(passages)]
     unnamed = tuple(
         e.text
         for e in c.entities
@@ -245,7 +270,7 @@ def select(
     amount = kind is AnswerType.NUMBER
     # "ships" is not stated by "Norrvik Shipping": names do not count for the quantity.
     entity_terms = frozenset().union(*(e.terms for e in c.entities if not e.cjk))
-    cjk = 1.0 if CJK_RE.search(question) else 0.0
+    cjk = 1.0 if chinese else 0.0
 
     def cover(terms: frozenset[str] | set[str], title: frozenset[str]) -> float:
         inside = q_terms & terms
@@ -288,8 +313,19 @@ def select(
         )  # fmt: skip
         meta.append((u, conflict, given))
     x = np.asarray(rows, dtype=np.float64)
-    _add_similarity(x, question, question_vector, passages, units, embedder, model)
-    probs = model.probabilities(x)
+    known = _add_similarity(x, question, question_vector, passages, units, embedder, model)
+    cands = [
+        Candidate(
+            u.text,
+            " ".join(o.text for o in _neighbours(by_hit[u.hit_index], u))
+            + "\n"
+            + passages[u.hit_index].title,
+            float(x[i, _SIM]) if known else None,
+        )
+        for i, u in enumerate(units)
+    ]
+    probs = combined(model, x, *read(question, cands))
+    threshold = model.threshold
     out = [
         ScoredSentence(
             u.hit_index,
@@ -305,7 +341,24 @@ def select(
         for i, (u, conflict, given) in enumerate(meta)
     ]
     out.sort(key=lambda cand: (-cand.probability, cand.hit_index, cand.sentence_index))
-    return Selection(c, kind, out, unnamed)
+    return Selection(c, kind, out, unnamed, threshold)
+
+
+def combined(
+    frame: SelectorModel, x: npt.NDArray[np.float64], reader: npt.NDArray[np.float64], sure: float
+) -> npt.NDArray[np.float64]:
+    """Each candidate's probability on the frame model's scale: the frame model's own, or
+    the reader's when the reader is surer. The reader's ``sure`` level (its probability at a
+    low false-answer rate, per language) maps onto the frame model's threshold, so a
+    sentence answers when either model alone would, each at its own calibrated bar."""
+    mapped = reader * (frame.threshold / sure)
+    out: npt.NDArray[np.float64] = np.maximum(frame.probabilities(x), np.minimum(mapped, 1.0))
+    return out
+
+
+def _neighbours(siblings: list[_Unit], unit: _Unit) -> list[_Unit]:
+    pos = siblings.index(unit)
+    return siblings[max(0, pos - 1) : pos] + siblings[pos + 1 : pos + 2]
 
 
 _SIM = FEATURES.index("similarity")
@@ -320,17 +373,18 @@ def _add_similarity(
     units: list[_Unit],
     embedder: SentenceEmbedder | None,
     model: SelectorModel,
-) -> None:
+) -> bool:
     """Fill the similarity columns: cosine of each sentence's vector to the question's.
 
-    Without an embedder they take the training mean: neutral, they move no probability.
+    Without an embedder (or any vector) they take the frame model's training mean
+    (neutral: they move no probability) and the result is False.
     """
     vectors = sentence_vectors(passages, units, embedder) if embedder is not None else []
     have = [i for i, v in enumerate(vectors) if v is not None]
     if embedder is None or not have:
         for col in (_SIM, _GAP):
             x[:, col] = model.mean[col]
-        return
+        return False
     if question_vector is None:
         q = embedder.embed_array([question])[0]
     else:  # retrieval embedded the same question already
@@ -341,6 +395,7 @@ def _add_similarity(
     x[:, _SIM] = float(sims.min())
     x[have, _SIM] = sims
     x[:, _GAP] = float(x[:, _SIM].max()) - x[:, _SIM]
+    return True
 
 
 @lru_cache(maxsize=1)

@@ -161,8 +161,9 @@ class Settings(IndexSettings):
         ge=0.0,
         le=1.0,
         description="Answer probability (0-1) below which the extractive answerer says the "
-        "documents do not hold the answer. Empty: the threshold calibrated with the answer "
-        "selector (bot/selector_weights.json). Higher: fewer wrong answers, more refusals.",
+        "documents do not hold the answer, for every language. Empty: the reader's threshold "
+        "calibrated per language (bot/models/reader.json). Higher: fewer wrong answers, more "
+        "refusals.",
     )
     history_turns: int = Field(
         4, ge=0, le=100, description="Previous questions kept per conversation."

@@ -253,7 +253,11 @@ def default_graph(model_dir: Path, *, precision: Precision = DEFAULT_PRECISION) 
 
 
 def quantize_int8(
-    model_dir: Path, *, onnx_file: str = ONNX_FILE, out_file: str = INT8_FILE
+    model_dir: Path,
+    *,
+    onnx_file: str = ONNX_FILE,
+    out_file: str = INT8_FILE,
+    op_types: tuple[str, ...] = ("MatMul",),
 ) -> Path:
     """Write ``model.int8.onnx`` beside ``model.onnx``: weights int8, offline; return its path.
 
@@ -275,7 +279,7 @@ def quantize_int8(
             quantize_dynamic(
                 str(Path(model_dir) / onnx_file),
                 str(tmp),
-                op_types_to_quantize=["MatMul"],
+                op_types_to_quantize=list(op_types),
                 per_channel=True,
                 weight_type=QuantType.QInt8,
                 # Shape inference cannot type the outputs of the fused graph's contrib ops;

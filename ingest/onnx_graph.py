@@ -19,19 +19,24 @@ _IR_VERSION = 8  # readable by every onnxruntime the project accepts (>= 1.18)
 Array = npt.NDArray[Any]
 
 
-def build_onnx(weights: Path, config: Path, out: Path, *, fusable: bool = False) -> None:
+def build_onnx(
+    weights: Path, config: Path, out: Path, *, fusable: bool = False, classifier: bool = False
+) -> None:
     """Write the BERT encoder of ``weights`` as an ONNX graph to ``out``.
 
     Inputs ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64, [batch, seq]);
     output ``last_hidden_state`` (float32, [batch, seq, hidden]). Pooling and
-    normalisation are left to the caller, as in Chroma's model.
+    normalisation are left to the caller, as in Chroma's model. ``classifier``: the
+    weights also hold ``head.weight`` / ``head.bias``, a linear layer over the [CLS]
+    state, and the output is ``logits`` (float32, [batch]) instead (the reader's pair
+    model, ``bot.reader``).
     """
     import onnx
     from safetensors.numpy import load_file
 
     cfg = json.loads(Path(config).read_text(encoding="utf-8"))
     tensors = {_strip_prefix(k): v for k, v in load_file(str(weights)).items()}
-    model = _BertGraph(cfg, tensors, fusable=fusable).build()
+    model = _BertGraph(cfg, tensors, fusable=fusable).build(classifier=classifier)
     onnx.checker.check_model(model)
     tmp = Path(out).with_name(f".{Path(out).name}.tmp-{os.getpid()}")
     try:
@@ -182,22 +187,32 @@ class _BertGraph:
         gated = self.op("Mul", [x, one_plus])
         return self.op("Mul", [gated, self.const("half_f32", np.array(0.5, np.float32))])
 
-    def build(self) -> Any:
+    def classifier_head(self, x: str) -> str:
+        """[batch]: the linear head over each sequence's first ([CLS]) state."""
+        first = self.op("Gather", [x, self.const("zero_i64", np.array(0, np.int64))], axis=1)
+        logit = self.linear(first, "head")
+        return self.op("Reshape", [logit, self.const("flat_shape", np.array([-1], np.int64))])
+
+    def build(self, *, classifier: bool = False) -> Any:
         from onnx import TensorProto, helper
 
         x = self.embeddings()
         bias = self.attention_bias()
         for i in range(int(self.cfg["num_hidden_layers"])):
             x = self.encoder_layer(x, bias, i)
-        self.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
         dims = ["batch", "sequence"]
         inputs = [
             helper.make_tensor_value_info(name, TensorProto.INT64, dims)
             for name in ("input_ids", "attention_mask", "token_type_ids")
         ]
-        output = helper.make_tensor_value_info(
-            "last_hidden_state", TensorProto.FLOAT, [*dims, self.hidden]
-        )
+        if classifier:
+            self.nodes.append(helper.make_node("Identity", [self.classifier_head(x)], ["logits"]))
+            output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch"])
+        else:
+            self.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
+            output = helper.make_tensor_value_info(
+                "last_hidden_state", TensorProto.FLOAT, [*dims, self.hidden]
+            )
         graph = helper.make_graph(self.nodes, "bert_encoder", inputs, [output], self.inits)
         model = helper.make_model(
             graph,

@@ -3,7 +3,8 @@
 English: a sentence ends at . ! ? followed by a space and a capital, digit, quote or
 bracket — but not after abbreviations ("U.S.", "Jan.", "Mr.") or initials, and a decimal
 point ("341.81") never has a space after it. Chinese: 。！？； end a sentence anywhere.
-Blank lines always end one (headings, list items).
+Blank lines always end one (headings), and so does the line before a list item ("- ",
+"* ", "• ", "1. "): each bullet of a list of figures is its own statement.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _CJK_END_RE = re.compile(
     r"[。！？；]+[" + re.escape(_CLOSERS) + r"]*|(?<=[" + CJK_CHARS + r"])[!?;]+"
 )
 _BLANK_LINE_RE = re.compile(r"\n\s*\n")
+_LIST_ITEM_RE = re.compile(r"\n[ \t]*(?:[-*•·–]|\d{1,2}[.)])[ \t]+")
 _WORD_BEFORE_RE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 
 
@@ -53,6 +55,7 @@ def _breaks(text: str) -> list[int]:
         cuts.add(m.end())
     cuts.update(m.end() for m in _CJK_END_RE.finditer(text))
     cuts.update(m.start() for m in _BLANK_LINE_RE.finditer(text))
+    cuts.update(m.start() for m in _LIST_ITEM_RE.finditer(text))
     return sorted(cuts)
 
 
