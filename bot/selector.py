@@ -4,15 +4,18 @@ Candidates are the sentences of the retrieved passages. First the hard checks of
 ``bot.constraints``: a sentence whose passage does not name the question's entity, whose
 period is another one, or that does not name the office asked about cannot answer; it is
 set aside as a *near miss* that explains a refusal ("the documents give Q1 2024, not Q2").
-The others get a probability of answering from the trained reader (``bot.reader``: a
-cross-encoder fine-tuned on question / answer-sentence data, and overlap features), whose
-refusal threshold is calibrated per language.
+The others get a probability of answering from two models, and the surer one speaks
+(``combined``): the *frame model*, a logistic regression over what the question frame sees
+(``FEATURES``: coverage of the question and of its measure, similarity, answer kind, period,
+rank; weights in ``selector_weights.json``, fitted by ``bench/fit_selector.py``, whose
+threshold is the refusal threshold), and the trained reader (``bot.reader``: a cross-encoder
+fine-tuned on question / answer-sentence data, and overlap features that work in Chinese),
+at its own calibrated "sure" level per language. The frame columns stay with each
+candidate: the answerer reads them to tell a revised figure from another measure.
 
-The frame columns (``FEATURES``: coverage of the question and of its measure, similarity,
-answer kind, ...) are kept with each candidate: the answerer reads them to tell a revised
-figure from another measure. Sentence similarity uses the vectors ingest stored with each
-chunk (``ingest.sentence_vectors``) and the question's vector retrieval already computed;
-the reader uses it to choose which candidates its pair model reads. Passages without
+Sentence similarity uses the vectors ingest stored with each chunk
+(``ingest.sentence_vectors``) and the question's vector retrieval already computed; the
+reader also uses it to choose which candidates its pair model reads. Passages without
 stored vectors get the same vectors computed from one pass over each passage, when the
 embedder can (``SpanEmbedder``).
 """
@@ -59,7 +62,6 @@ from ingest.vocabulary import CJK_RE
 log = logging.getLogger(__name__)
 
 WEIGHTS_PATH = Path(__file__).with_name("selector_weights.json")
-
 TITLE_CREDIT = 0.5  # a question term found only in the passage's title counts half
 
 FEATURES = (
@@ -160,7 +162,7 @@ class Selection:
     kind: AnswerType
     candidates: list[ScoredSentence]  # best first; conflicting ones included
     unnamed: tuple[str, ...] = ()  # entities of the question that no passage names
-    threshold: float = 0.5  # the reader's calibrated refusal threshold for this language
+    threshold: float = 0.5  # the refusal threshold of the probabilities (the frame model's)
 
     @property
     def eligible(self) -> list[ScoredSentence]:
@@ -246,7 +248,7 @@ def select(
     units = _units(passages, chinese)
     q_terms = set(tokenize(question))
     if not units or not q_terms:
-        return Selection(c, kind, [])
+        return Selection(c, kind, [], threshold=model.threshold)
     n = len(units)
     df = {t: sum(1 for u in units if t in u.terms) for t in q_terms}
     weight = {t: _idf(d, n) for t, d in df.items() if d}
