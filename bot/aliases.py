@@ -43,18 +43,20 @@ def _all_groups() -> tuple[tuple[str, ...], ...]:
 @lru_cache(maxsize=1)
 def _pattern() -> tuple[re.Pattern[str], dict[str, int]]:
     forms = {form.lower(): i for i, group in enumerate(_all_groups()) for form in group}
-    # Longest first, so that "进出口总额" wins over "进出口"; Latin forms whole words only.
-    parts = [
-        re.escape(f) if not f.isascii() else rf"(?<![A-Za-z0-9&]){re.escape(f)}(?![A-Za-z0-9&])"
-        for f in sorted(forms, key=len, reverse=True)
-    ]
-    return re.compile("|".join(parts), re.IGNORECASE), forms
+    # Longest first, so that "进出口总额" wins over "进出口"; Latin forms whole words only
+    # (one look-around for all of them: per form, it made every sentence's scan slow).
+    ordered = sorted(forms, key=len, reverse=True)
+    cjk = "|".join(re.escape(f) for f in ordered if not f.isascii())
+    latin = "|".join(re.escape(f) for f in ordered if f.isascii())
+    pattern = rf"{cjk}|(?<![A-Za-z0-9&])(?:{latin})(?![A-Za-z0-9&])"
+    return re.compile(pattern, re.IGNORECASE), forms
 
 
 def _group(match: re.Match[str]) -> tuple[str, ...]:
     return _all_groups()[_pattern()[1][match.group().lower()]]
 
 
+@lru_cache(maxsize=8192)  # the same sentences come back as context and in later questions
 def canonical(text: str) -> str:
     """``text`` with every known form of a measure or a place followed by its group's first
     one ("上海的GDP" and "Shanghai's gross domestic product" share "Shanghai" and "gdp")."""
@@ -71,6 +73,7 @@ def canonical(text: str) -> str:
     )
 
 
+@lru_cache(maxsize=8192)
 def with_aliases(text: str, *, chinese: bool = True) -> str:
     """``text`` as a document's side of a comparison: a measure also says its group's first
     form ("gross domestic product" also says "gdp"), a place every other form ("Shanghai"

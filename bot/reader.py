@@ -44,7 +44,7 @@ PAIR_ONNX = MODELS / "reader-pair.int8.onnx"
 # all-MiniLM-L6-v2's word-piece tokenizer, which the pair model was fine-tuned with
 PAIR_TOKENIZER = MODELS / "reader-tokenizer.json"
 PAIR_MAX_TOKENS = 96  # question + sentence, as trained
-PAIR_TOP = 8  # candidates the pair model reads, best by the cheap features first
+PAIR_TOP = 5  # candidates the pair model reads, best by the cheap features first (its cost)
 
 Array = npt.NDArray[np.float64]
 
