@@ -70,7 +70,8 @@ def test_strict_parser_rejects_what_telegram_rejects() -> None:
 
 def test_refusal_says_so_once_and_lists_nearest_documents() -> None:
     # The answerer's real refusal (no passage carries the answer), not a copy of its wording.
-    refusal = extractive_answer("What is the GDP of Mars?", [hit(), hit(title="B")])
+    other = hit(chunk_id="c2", doc_id="d2", title="B")
+    refusal = extractive_answer("What is the GDP of Mars?", [hit(), other])
     assert refusal.refused
     html = render_answer(refusal)
     shown = parse_html(html)
