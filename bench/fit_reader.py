@@ -153,18 +153,7 @@ def calibrate(rows: list[tuple[bool, float, bool]], false_answers: float) -> flo
 
 
 def mean_ap(sets: list[data.QuestionSet], layer: LanguageLayer, xs: list[Matrix]) -> float:
-    aps = []
-    for q, x in zip(sets, xs, strict=True):
-        if not q.answerable:
-            continue
-        order = np.argsort(-layer.probabilities(x), kind="stable")
-        hits, total = 0, 0.0
-        for rank, i in enumerate(order, 1):
-            if q.labels[i]:
-                hits += 1
-                total += hits / rank
-        aps.append(total / hits)
-    return float(np.mean(aps))
+    return data.mean_ap(sets, [layer.probabilities(x).tolist() for x in xs])
 
 
 def fit_calibrated(

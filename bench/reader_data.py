@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,6 +216,23 @@ def tatqa_train() -> list[QuestionSet]:
 def english_train() -> list[QuestionSet]:
     """The first stage's data; the second stage adds ``tatqa_train`` (train_reader --init)."""
     return wikiqa("train") + trecqa("TRAIN")
+
+
+def mean_ap(sets: list[QuestionSet], scores: Sequence[Sequence[float]]) -> float:
+    """Mean average precision of ``scores`` (one list per question set) over the
+    answerable questions."""
+    aps = []
+    for q, sc in zip(sets, scores, strict=True):
+        if not q.answerable:
+            continue
+        order = sorted(range(len(sc)), key=lambda i: -sc[i])  # stable, like the sets' order
+        hits, total = 0, 0.0
+        for rank, i in enumerate(order, 1):
+            if q.labels[i]:
+                hits += 1
+                total += hits / rank
+        aps.append(total / hits)
+    return sum(aps) / len(aps)
 
 
 def pairs(sets: list[QuestionSet]) -> Iterator[tuple[str, str, int]]:

@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -142,21 +141,6 @@ def scores(model: CrossEncoder, tok: Tokenizer, sets: list[data.QuestionSet]) ->
     return out
 
 
-def mean_ap(sets: list[data.QuestionSet], score: list[list[float]]) -> float:
-    aps = []
-    for q, sc in zip(sets, score, strict=True):
-        if not q.answerable:
-            continue
-        order = np.argsort(-np.asarray(sc), kind="stable")
-        hits, total = 0, 0.0
-        for rank, i in enumerate(order, 1):
-            if q.labels[i]:
-                hits += 1
-                total += hits / rank
-        aps.append(total / hits)
-    return float(np.mean(aps))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--epochs", type=int, default=2)
@@ -222,7 +206,7 @@ def main() -> None:
                     f"step {step}/{steps} loss {loss.item():.3f} {time.time() - t0:.0f}s",
                     flush=True,
                 )
-        dev_map = mean_ap(dev, scores(model, tok, dev))
+        dev_map = data.mean_ap(dev, scores(model, tok, dev))
         print(f"epoch {epoch + 1}: WikiQA dev MAP {dev_map:.3f}", flush=True)
         if dev_map > best:
             best = dev_map
