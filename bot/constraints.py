@@ -135,8 +135,10 @@ def question_entities(question: str) -> list[Entity]:
         )
         if terms:
             out.append(Entity(text, terms, surface=m.group()))
+    # Period phrases go first: "前三季度青屿市" names 青屿, not "度青屿".
+    unperiod = PERIOD_RE.sub(lambda m: " " * len(m.group()), q)
     for pattern in (_CJK_PLACE_RE, _CJK_COMPANY_RE):
-        for m in pattern.finditer(q):
+        for m in pattern.finditer(unperiod):
             name = m.group(1)
             if not _CJK_NOT_NAME.search(name) and not any(name in e.text for e in out):
                 out.append(Entity(name, frozenset([name]), cjk=True, surface=m.group()))

@@ -27,6 +27,8 @@ _YEAR = r"(?:19|20)\d\d"
 PERIOD_RE = re.compile(
     "|".join(
         [
+            # 前三季度: the first three quarters (January–September), a span, not Q3
+            r"(?P<ytq>前(?P<ytqn>[一二两三1-3])个?季度)|"
             r"(?P<qtr>\bQ(?P<qn>[1-4])\b|\b(?P<qo>first|second|third|fourth|1st|2nd|3rd|4th|final|last)"
             r"[\s-]+quarter\b|(?:第)?(?P<qc>[一二三四1-4])季度)",
             r"(?P<half>\bH(?P<hn>[12])\b|\b(?P<ho>first|second)[\s-]+half\b|(?P<hc>[上下])半年|(?P<hr>半年度|半年报))",
@@ -93,6 +95,8 @@ def _cn(num: str) -> int:
 
 def _span(m: re.Match[str]) -> tuple[int, int, bool] | None:
     g = m.groupdict()
+    if g["ytq"]:
+        return 1, 3 * _cn(g["ytqn"]), False
     if g["qtr"]:
         q = int(g["qn"]) if g["qn"] else _ORDINALS[g["qo"].lower()] if g["qo"] else _cn(g["qc"])
         return 3 * q - 2, 3 * q, False
