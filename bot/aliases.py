@@ -140,3 +140,16 @@ def _place_index() -> dict[str, tuple[str, ...]]:
 def place_forms(name: str) -> tuple[str, ...]:
     """Every way of writing the place ``name`` (itself included), or just ``(name,)``."""
     return _place_index().get(name.lower(), (name,))
+
+
+@lru_cache(maxsize=1)
+def _places_pattern() -> re.Pattern[str]:
+    forms = sorted(_place_index(), key=len, reverse=True)
+    cjk = "|".join(re.escape(f) for f in forms if not f.isascii())
+    latin = "|".join(re.escape(f) for f in forms if f.isascii())
+    return re.compile(rf"{cjk}|(?<![A-Za-z0-9])(?:{latin})(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def places_in(text: str) -> list[str]:
+    """The known places ``text`` names, as written ("qingdao", 青岛), in order."""
+    return [m.group() for m in _places_pattern().finditer(text)]

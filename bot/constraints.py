@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.aliases import place_forms
+from bot.aliases import place_forms, places_in
 from bot.lexical import tokenize
 from bot.periods import PERIOD_RE, YEAR_RE, Period, period_conflict, periods, question_period
 from ingest.vocabulary import CJK_CHARS, MONTHS
@@ -142,6 +142,14 @@ def question_entities(question: str) -> list[Entity]:
             name = m.group(1)
             if not _CJK_NOT_NAME.search(name) and not any(name in e.text for e in out):
                 out.append(Entity(name, frozenset([name]), cjk=True, surface=m.group()))
+    # A known place however it is written: "qingdao's trade" (lower case), 青岛 (no 市).
+    for name in places_in(q):
+        forms = {f.lower() for f in place_forms(name)}
+        if not any(e.text.lower() in forms or name.lower() in e.text.lower() for e in out):
+            cjk = not name.isascii()
+            terms = frozenset([name]) if cjk else frozenset(tokenize(name))
+            if terms:
+                out.append(Entity(name, terms, cjk=cjk, surface=name))
     # "2021年上海的GDP…", "雅芳河的发源地…": a short name before 的 that opens the question.
     owner = re.match(rf"(?:(?:19|20)\d\d\s*年)?([{CJK_CHARS}]{{2,4}}?)的", q)
     if owner and not out and not _CJK_NOT_NAME.search(owner.group(1)):
