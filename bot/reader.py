@@ -177,9 +177,11 @@ def overlap_features(question: str, cands: Sequence[Candidate], lang: str | None
     lang = lang or language(question)
     kind = answer_type(question)
     q_single, q_pairs = terms(question, lang)
-    q_run = [t for t in (list(question) if lang == "zh" else tokenize(question)) if t.strip()]
-    if lang == "zh":
-        q_run = [c for c in _ASKING_ZH.sub("？", question) if CJK_RE.match(c) or c.isalnum()]
+    q_run = (
+        [c for c in _ASKING_ZH.sub("？", question) if CJK_RE.match(c) or c.isalnum()]
+        if lang == "zh"
+        else tokenize(question)
+    )
     singles = [terms(c.text, lang) for c in cands]
     contexts = [terms(c.context, lang) for c in cands]
     n = len(cands)
@@ -206,7 +208,7 @@ def overlap_features(question: str, cands: Sequence[Candidate], lang: str | None
     for i, c in enumerate(cands):
         x[i, 0] = sum(w for t, w in w1.items() if t in s_sets[i]) / t1
         x[i, 1] = sum(w for t, w in w2.items() if t in p_sets[i]) / t2
-        x[i, 2] = sum(w for t, w in w1.items() if t in c_sets[i] or t in s_sets[i]) / t1
+        x[i, 2] = sum(w for t, w in w1.items() if t in c_sets[i]) / t1
         own = (
             [ch for ch in c.text if CJK_RE.match(ch) or ch.isalnum()]
             if lang == "zh"
