@@ -19,7 +19,7 @@ import pytest
 
 from bot.service import AnswerService
 from bot.settings import Settings
-from bot.telegram import dropfolder
+from bot.telegram import folder_watcher
 from ingest.pipeline import run_ingest
 from tests.conftest import ROOT, _free_port, make_settings
 from tests.fake_telegram import JSON, FakeTelegram
@@ -171,8 +171,8 @@ class ChromaServer:
 async def test_watcher_survives_a_lost_chroma_server_and_says_so_once(
     tmp_path: Path, model_dir: Path, fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dropfolder, "RETRY_FIRST_S", 0.3)  # retry often: a short test
-    monkeypatch.setattr(dropfolder, "RETRY_MAX_S", 1.0)
+    monkeypatch.setattr(folder_watcher, "RETRY_FIRST_S", 0.3)  # retry often: a short test
+    monkeypatch.setattr(folder_watcher, "RETRY_MAX_S", 1.0)
     server = ChromaServer(tmp_path)
     server.start()
     try:

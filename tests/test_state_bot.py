@@ -14,7 +14,7 @@ import pytest
 from telegram import Bot
 
 from bot.service import AnswerService
-from bot.telegram import dropfolder
+from bot.telegram import folder_watcher
 from bot.telegram.app import STATE_DAMAGED, polite_reply
 from bot.telegram.dropfolder import DropFolder
 from bot.telegram.notify import Outbox
@@ -78,7 +78,7 @@ async def test_the_bot_says_when_its_folder_is_gone_and_when_it_is_heard_again(
     import ingest.watch
 
     monkeypatch.setattr(ingest.watch, "FOLDER_GONE_S", 0.5)
-    monkeypatch.setattr(dropfolder, "RETRY_FIRST_S", 0.5)
+    monkeypatch.setattr(folder_watcher, "RETRY_FIRST_S", 0.5)
     settings = drop_settings(tmp_path, model_dir)
     await asyncio.to_thread(run_ingest, settings)
     service = await asyncio.to_thread(AnswerService, settings)

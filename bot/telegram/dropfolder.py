@@ -3,9 +3,7 @@
 ``DropFolder`` does two things:
 
 1. **Watches** (``WATCH_ENABLED`` or ``briefing bot --watch``): ``ingest.watch.watch`` in a
-   thread. A fatal error (Chroma unreachable, an index built by another model, the folder
-   gone) does not end it for good: it retries with backoff (``RETRY_FIRST_S`` doubling to
-   ``RETRY_MAX_S``), tells the notify chats once when it stops and once when it runs again.
+   thread that outlives fatal errors (``bot.telegram.folder_watcher``).
 2. **Tells** about every ingest run that changed something, whoever ran it — its own
    watcher, an admin's ``/ingest``, a manual ``briefing ingest`` in another process. Each
    run logs its files in the run log (``ingest.runlog``, in the store of record, written by
@@ -40,7 +38,6 @@ import fcntl
 import logging
 import os
 import sqlite3
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -54,6 +51,7 @@ from bot.formatting import esc
 from bot.service import AnswerService
 from bot.settings import Settings
 from bot.subscriptions import SubscriptionStore
+from bot.telegram.folder_watcher import FolderWatcher
 from bot.telegram.notify import (
     CHAT_INTERVAL_S,
     INDEX_CHANGES,
@@ -66,15 +64,12 @@ from ingest import runlog
 from ingest.manifest import Manifest
 from ingest.state import StoreDamaged, connect, damaged, state_path
 from ingest.types import IngestReport
-from ingest.watch import watch
 
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # how often the run log is looked at for runs of other processes
 BACKOFF_FIRST_S = 1.0  # telling failed: try again after this...
 BACKOFF_MAX_S = 300.0  # ...doubling up to this
-RETRY_FIRST_S = 2.0  # the watcher's first retry after a fatal error...
-RETRY_MAX_S = 60.0  # ...doubling up to this
 MATCH_RETRY_S = 30.0  # matching failed (e.g. Chroma down): try the followers again after
 TOLD_KEY = "runlog_seq"  # meta key in the store of record: the last run told
 
@@ -106,11 +101,9 @@ class DropFolder:
         self.notify_chats = sorted(settings.telegram.notify_chat_ids or settings.telegram.admin_ids)
         self.failures = FailureMemory()
         self.outbox: Outbox | None = None
-        self.watcher_error: str | None = None  # set while the watcher retries after an error
         self._service: AnswerService | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._watcher: FolderWatcher | None = None  # when settings.watch.enabled
         self._jobs: JobQueue[Any] | None = None  # PTB's JobQueue runs the teller's rounds
         self._job: Job[Any] | None = None  # the next round, scheduled
         self._busy = False  # a round is running
@@ -137,13 +130,23 @@ class DropFolder:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._next_round(0.0)
         if self.settings.watch.enabled:
-            self._thread = threading.Thread(target=self._watch, name="watcher", daemon=True)
-            self._thread.start()
+            self._watcher = FolderWatcher(
+                self.settings,
+                service.embeddings,  # one model in memory, not two
+                notify_chats=self.notify_chats,
+                post=self._post,
+                on_run=self._woken_by_watcher,
+            )
+            self._watcher.start()
+
+    @property
+    def watcher_error(self) -> str | None:
+        """Why the folder watcher stopped, while it retries (None: it runs, or is off)."""
+        return None if self._watcher is None else self._watcher.error
 
     async def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 10)
+        if self._watcher is not None:
+            await self._watcher.stop()
         self._drop_job()
         self._jobs = None
         if self.outbox is not None:
@@ -354,64 +357,17 @@ class DropFolder:
         if removed:
             log.info("chat %s blocked the bot: %d followed topics dropped", chat_id, removed)
 
-    # -- the watcher ----------------------------------------------------------------------
+    # -- the watcher's side (it runs in a thread of its own) ------------------------------
 
     def _post(self, chat_id: int, text_html: str) -> None:
         """Queue a message from the watcher thread (the outbox lives on the event loop)."""
         assert self._loop is not None and self.outbox is not None
         self._loop.call_soon_threadsafe(self.outbox.put, chat_id, text_html)
 
-    def _after_run(self, report: IngestReport) -> None:
-        """The watcher ran (its report is in the run log): recovered, if it had failed; wake
-        the teller at once rather than at its next look."""
-        if self.watcher_error is not None:
-            log.info("the folder watcher runs again")
-            for chat_id in self.notify_chats:
-                self._post(chat_id, "<b>The folder watcher runs again.</b>")
-            self.watcher_error = None
+    def _woken_by_watcher(self) -> None:
+        """The watcher ran: wake the teller at once rather than at its next look."""
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._wake_now)
-
-    def _watch(self) -> None:
-        """Run the watcher until the bot stops; after a fatal error, retry with backoff."""
-        assert self._service is not None
-        watch_settings = self.settings.watch
-        delay = RETRY_FIRST_S
-        while not self._stop.is_set():
-            try:
-                watch(
-                    self.settings,
-                    self._after_run,
-                    stop=self._stop,
-                    quiet_s=watch_settings.quiet_s,
-                    settle_s=watch_settings.settle_s,
-                    embeddings=self._service.embeddings,  # one model in memory, not two
-                    report_stopped=False,  # a run Chroma cut short is no sign of recovery
-                )
-                return  # stopped
-            except Exception as err:
-                # Failing since an earlier error: back off further; after running: start over.
-                delay = RETRY_FIRST_S if self.watcher_error is None else min(delay * 2, RETRY_MAX_S)
-                self._watcher_failed(err, delay)
-            if self._stop.wait(delay):
-                return
-
-    def _watcher_failed(self, err: Exception, delay: float) -> None:
-        """Log every failure; tell the notify chats only when the watcher was running."""
-        reason = f"{type(err).__name__}: {err}"
-        if self.watcher_error is not None:
-            log.warning("the folder watcher failed again (retry in %.0f s): %s", delay, reason)
-            return
-        log.error("the folder watcher stopped (%s); retrying in %.0f s", reason, delay)
-        log.debug("where the watcher failed", exc_info=err)
-        self.watcher_error = reason
-        text = (
-            f"<b>The folder watcher stopped</b>: {esc(str(err))}\n"
-            f"It retries by itself (every {RETRY_MAX_S:.0f} s at most) and will say when it "
-            "runs again; dropped files are picked up then."
-        )
-        for chat_id in self.notify_chats:
-            self._post(chat_id, text)
 
 
 def _changed_index(report: IngestReport) -> bool:
