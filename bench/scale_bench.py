@@ -73,7 +73,7 @@ def real_chunks(work: Path, pdfs: int) -> list[Row]:
     from ingest.chunking import chunk_document
     from ingest.embeddings import LocalEmbeddings
     from ingest.loaders import parse_document
-    from ingest.pipeline import content_id
+    from ingest.stream import content_id
 
     counter = LocalEmbeddings(MODEL)
     rows: list[Row] = []

@@ -171,8 +171,14 @@ def chunk_document(
     count_tokens: Callable[[str], int],
     max_tokens: int = 256,
     overlap_tokens: int = 32,
+    offset: int = 0,
+    first_index: int = 0,
 ) -> list[Chunk]:
-    """Split ``doc`` so that ``embed_text(title, chunk)`` fits ``max_tokens`` word pieces."""
+    """Split ``doc`` so that ``embed_text(title, chunk)`` fits ``max_tokens`` word pieces.
+
+    ``doc`` may be one section of a document read in sections (``ingest.stream``): its
+    text then starts at ``offset`` in the document's and its first chunk is chunk
+    ``first_index``; chunk offsets and ids are the document's."""
     title_cost = count_tokens(embed_text(doc.title, "")) - SPECIAL_TOKENS if doc.title else 0
     # Never let a long title squeeze the text to nothing.
     budget = max(48, max_tokens - SPECIAL_TOKENS - title_cost)
@@ -203,11 +209,12 @@ def chunk_document(
             lone_title = text.strip("#*= \n").casefold() == doc.title.casefold()
             if len(merged) > 1 and lone_title:
                 continue  # a lone title line: every chunk's embedding carries the title already
+            start, end = start + offset, end + offset
             chunks.append(
                 Chunk(
                     chunk_id=chunk_id(doc.doc_id, start, end, text),
                     doc_id=doc.doc_id,
-                    index=len(chunks),
+                    index=first_index + len(chunks),
                     text=text,
                     start=start,
                     end=end,

@@ -22,8 +22,9 @@ import bisect
 import itertools
 import re
 import uuid
+from array import array
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import PurePath
@@ -56,16 +57,15 @@ def source_terms(title: str, path: str) -> frozenset[str]:
     return frozenset(tokenize(title) + tokenize(stem))
 
 
-def chunk_terms(chunks: Sequence[IndexedChunk], tok: Tokenize = tokenize) -> list[list[str]]:
-    """What BM25 indexes of each chunk: its document title, then its text."""
+def chunk_terms(chunks: Iterable[IndexedChunk], tok: Tokenize = tokenize) -> Iterator[list[str]]:
+    """What BM25 indexes of each chunk: its document title, then its text (a chunk at a
+    time: every chunk's terms at once is many times the texts' memory)."""
     titles: dict[str, list[str]] = {}  # a document's chunks share its title: tokenise once
-    out: list[list[str]] = []
     for c in chunks:
         title = titles.get(c.title)
         if title is None:
             title = titles[c.title] = tok(c.title)
-        out.append(title + tok(c.text))
-    return out
+        yield title + tok(c.text)
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,13 +102,13 @@ class Segment:
     @classmethod
     def build(cls, chunks: Sequence[IndexedChunk], tok: Tokenize = tokenize) -> Segment:
         vocab: dict[str, int] = {}
-        ids: list[int] = []
+        ids = array("q")  # term ids: 8 bytes each, where a list holds an int object each
         lengths: list[int] = []
         for terms in chunk_terms(chunks, tok):
             lengths.append(len(terms))
             ids.extend([vocab.setdefault(t, len(vocab)) for t in terms])
         n = len(chunks)
-        term_of = np.asarray(ids, dtype=np.int64)
+        term_of = np.frombuffer(ids, dtype=np.int64) if ids else np.zeros(0, np.int64)
         doc_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
         # One sort of (term, chunk) keys gives term-major postings with their counts.
         keys, counts = np.unique(term_of * max(n, 1) + doc_of, return_counts=True)

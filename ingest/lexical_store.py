@@ -56,6 +56,9 @@ FORMAT = 1
 # just published (seconds at most, even on a loaded machine).
 FILES_WAIT_S = 10.0
 _INDEX = "index.json"
+# Chunks per segment an ingest writes (about 20 MB of text): what BM25 holds in memory at
+# once while a big file is added.
+SEGMENT_CHUNKS = 20_000
 # Reads of files an ingest keeps switching before a reader gives up and rebuilds.
 _READ_TRIES = 3
 # Text that exercises every rule of the tokeniser (stop words, months, synonyms, plurals,
@@ -279,17 +282,22 @@ class LexicalFiles:
         ]
         return removed, fetch
 
-    def _append_update(self, source: ChunkSource, generation: str) -> bool:
-        """Apply the manifest's changes by writing one new segment and tombstones, reading
-        only the segments' id lists; False when a full load is needed instead (no usable
-        files, no manifest, or enough segments that they should be merged)."""
-        try:
-            head = json.loads((self.dir / _INDEX).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+    def _append_update(self, source: ChunkSource, generation: str, *, fresh: bool = False) -> bool:
+        """Apply the manifest's changes by writing new segments and tombstones, reading
+        only the segments' id lists (``fresh``: as if there were no files yet); False
+        when a full load is needed instead (unusable files, no manifest, or enough
+        segments that they should be merged)."""
+        if not self.manifest_path.is_file():
             return False
-        entries: list[dict[str, Any]] = head.get("segments", [])
-        if not _made_here(head) or len(entries) >= MAX_SEGMENTS or not self.manifest_path.is_file():
-            return False
+        entries: list[dict[str, Any]] = []
+        if not fresh and (self.dir / _INDEX).exists():
+            try:
+                head = json.loads((self.dir / _INDEX).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return False
+            entries = head.get("segments", [])
+            if not _made_here(head) or len(entries) >= MAX_SEGMENTS:
+                return False
         where: dict[str, tuple[int, int]] = {}  # live chunk id → (segment, position)
         columns: dict[str, list[str]] = {f: [] for f in ID_FIELDS}
         for s, entry in enumerate(entries):
@@ -304,8 +312,10 @@ class LexicalFiles:
         for chunk_id in removed:
             s, pos = where[chunk_id]
             entries[s]["deleted"].append(pos)
-        if fetch:
-            segment = Segment.build(source.get_chunks(fetch))
+        # A segment per SEGMENT_CHUNKS chunks, each written before the next is read: an
+        # ingest's memory for BM25 is one segment's, however big the file it added.
+        for at in range(0, len(fetch), SEGMENT_CHUNKS):
+            segment = Segment.build(source.get_chunks(fetch[at : at + SEGMENT_CHUNKS]))
             entries.append(entry_of(segment, write_segment(self.dir, segment), []))
         entries = [e for e in entries if len(e["deleted"]) < e["chunks"]]
         self._write_head(entries, generation, len(where) - len(removed) + len(fetch))
@@ -394,6 +404,8 @@ class LexicalFiles:
         except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
             log.warning("lexical index at %s: %s; rebuilding", self.dir, err)
         loaded = self.load()
+        if loaded is None and self._append_update(source, generation, fresh=True):
+            return  # no usable files: written anew, a segment at a time
         self._save_quietly(self.sync(loaded.index if loaded else None, source), generation)
 
     def _save_quietly(self, index: LexicalIndex, generation: str) -> None:

@@ -411,6 +411,17 @@ def _join_pages(pages: list[str]) -> tuple[str, tuple[PageSpan, ...]]:
     return _PAGE_SEPARATOR.join(parts), tuple(spans)
 
 
+def parse_section(path: Path, data: bytes) -> str:
+    """A later section of a file read in sections (``ingest.stream``): decoded on its own,
+    normalised and cleaned as ``parse_document`` cleans a page ('' when nothing is left).
+    Raises ``LoadError`` for binary content."""
+    text = decode_text(data)
+    if _FORMATS.get(path.suffix.lower()) == "md":
+        text = _HEADING_RE.sub(r"\2", text)
+    cleaned, _ = strip_boilerplate(normalize_text(text))
+    return cleaned
+
+
 def parse_document(
     path: Path, data: bytes, doc_id: str, *, display_path: str | None = None
 ) -> Document:

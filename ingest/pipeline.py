@@ -1,26 +1,23 @@
 """One ingest run: scan → hash → parse → chunk → embed → write, incrementally and crash-safely.
 
-Order of writes (so that ``kill -9`` at any moment leaves a state the next run repairs):
-1. the chunk ids about to be written are committed to the manifest's ``pending`` table;
-2. the chunks are upserted into Chroma (idempotent: ids derive from content);
-3. one SQLite transaction records the documents and files, clears ``pending`` and logs
-   those files' outcomes in the run log (``ingest.runlog``: a killed run's notice is exact);
-4. only then are replaced or deleted documents' chunks removed from Chroma.
-``repair`` at the start of each run undoes whatever a killed run left half done.
+This module decides what each file needs (nothing, a new path, or parsing and embedding)
+and parses ahead on a worker thread; ``ingest.writer`` embeds, stores and commits, in an
+order that a ``kill -9`` at any moment leaves repairable. ``repair`` at the start of each
+run undoes whatever a killed run left half done; at its end, documents no file points at
+any more are deleted. A big text file is read in sections (``ingest.stream``) after the
+other files, so its memory is that of one section.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import logging
 import os
-import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ingest import runlog
@@ -28,32 +25,22 @@ from ingest.chunking import chunk_document
 from ingest.embeddings import IndexEmbeddings, make_embeddings
 from ingest.errors import IndexUnavailable, UsageError
 from ingest.errors import IngestLocked as IngestLocked  # re-exported
-from ingest.hostile import flagged_sentences
 from ingest.lexical_store import LexicalFiles
 from ingest.loaders import parse_document
 from ingest.lock import REBUILD_MARKER, ingest_lock
 from ingest.manifest import FileRow, Manifest
-from ingest.repair import (
-    chroma_alive,
-    chroma_damage,
-    delete_present,
-    heal_chroma,
-    heal_state,
-    lost_index,
-    repair,
-)
+from ingest.repair import chroma_alive, chroma_damage, heal_chroma, heal_state, lost_index, repair
 from ingest.scan import Candidate, covered, display_path, scan
-from ingest.sentence_vectors import embed_chunks
 from ingest.settings import IndexSettings
-from ingest.store import IndexStore, chunk_metadata, drop_index, make_client, open_index
+from ingest.store import IndexStore, drop_index, make_client, open_index
+from ingest.stream import Sections, content_id, file_content_id, is_streamed
 from ingest.types import Chunk, Document, FileResult, IngestReport, LoadError, Outcome
+from ingest.writer import NOT_READY as NOT_READY  # re-exported
+from ingest.writer import Journal, Queued, Run
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]  # (done, total, current path)
-# The reason of a file left for a later run (it failed to parse while still being written):
-# reported as unchanged, so nobody is told of a failure that may not be one.
-NOT_READY = "not ready yet"
 
 
 class IngestStopped(IndexUnavailable):
@@ -62,163 +49,6 @@ class IngestStopped(IndexUnavailable):
     def __init__(self, reason: str, report: IngestReport) -> None:
         super().__init__(reason)
         self.report = report
-
-
-def content_id(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:32]
-
-
-@dataclass
-class _Queued:
-    doc: Document
-    chunks: list[Chunk]
-    files: list[tuple[Candidate, Outcome]]
-
-
-@dataclass
-class _Journal:
-    """This run's row of the run log, and how many of its results are written there."""
-
-    seq: int | None  # None: a dry run, not logged
-    logged: int = 0
-
-    def write(self, db: sqlite3.Connection, report: IngestReport) -> None:
-        """Log the results not logged yet, inside the caller's transaction."""
-        if self.seq is not None:
-            runlog.log_results(db, self.seq, report.results[self.logged :])
-        self.logged = len(report.results)
-
-
-@dataclass
-class _Run:
-    settings: IndexSettings
-    manifest: Manifest
-    store: IndexStore | None
-    embeddings: IndexEmbeddings
-    report: IngestReport
-    journal: _Journal
-    retry_recent_s: float = 0.0
-    queue: dict[str, _Queued] = field(default_factory=dict)
-    changed: bool = False
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A manifest transaction that also logs the results reported so far."""
-        with self.manifest.transaction() as db:
-            yield db
-            self.journal.write(db, self.report)
-
-    @property
-    def base(self) -> str:
-        return os.path.abspath(self.settings.documents_dir)
-
-    def queued_chunks(self) -> int:
-        return sum(len(q.chunks) for q in self.queue.values())
-
-    def flush(self) -> None:
-        if not self.queue:
-            return
-        items = list(self.queue.values())
-        self.queue = {}
-        if self.store is None:  # dry run: nothing is written
-            for q in items:
-                for cand, outcome in q.files:
-                    self.report.results.append(
-                        FileResult(cand.display, outcome, None, len(q.chunks))
-                    )
-            return
-        self._write(items)
-
-    def _write(self, items: list[_Queued]) -> None:
-        """Embed and store ``items`` as one group; on failure, each document on its own, so
-        one bad document never takes the others in its group down with it."""
-        assert self.store is not None
-        try:
-            self._write_group(self.store, items)
-        except Exception as err:
-            if not chroma_alive(self.store):
-                raise lost_index(
-                    self.settings, f"writing {items[0].files[0][0].display}", err
-                ) from err
-            if len(items) > 1:
-                for q in items:
-                    self._write([q])
-                return
-            (q,) = items
-            self._forget_pending(q)
-            reason = f"could not embed or store: {type(err).__name__}: {err}"
-            for cand, _ in q.files:
-                self.report.results.append(FileResult(cand.display, Outcome.FAILED, reason))
-            return
-        self.changed = True
-
-    def _write_group(self, store: IndexStore, items: list[_Queued]) -> None:
-        self.manifest.add_pending({q.doc.doc_id: [c.chunk_id for c in q.chunks] for q in items})
-        done: set[str] = set()  # a big document's chunks a killed run embedded already
-        for q in items:
-            done |= self.manifest.embedded_of(q.doc.doc_id)
-        todo = [(q.doc, c) for q in items for c in q.chunks if c.chunk_id not in done]
-        # Embedded and stored a batch at a time: memory stays that of one batch however
-        # big the document, and a big document's progress is kept as it goes.
-        step = max(1, self.settings.embed_batch_size)
-        for at in range(0, len(todo), step):
-            part = todo[at : at + step]
-            vectors, sentences = embed_chunks(self.embeddings, part)
-            store.upsert(
-                [c.chunk_id for _, c in part],
-                [c.text for _, c in part],
-                [
-                    {**chunk_metadata(d, c, d.path), **extra}
-                    for (d, c), extra in zip(part, sentences, strict=True)
-                ],
-                vectors.tolist(),
-            )
-            if len(todo) > step:
-                by_doc: dict[str, list[str]] = defaultdict(list)
-                for d, c in part:
-                    by_doc[d.doc_id].append(c.chunk_id)
-                self.manifest.mark_embedded(by_doc)
-        results = []
-        for q in items:
-            for i, (cand, outcome) in enumerate(q.files):
-                note = (
-                    hostile_note(q.doc.text)
-                    if i == 0
-                    else f"same content as {q.files[0][0].display}; indexed once"
-                )
-                count = len(q.chunks) if i == 0 else 0
-                results.append(FileResult(cand.display, outcome, note, count))
-        with self.manifest.transaction() as db:
-            for q in items:
-                Manifest.put_doc(db, q.doc, [c.chunk_id for c in q.chunks])
-                for cand, _ in q.files:
-                    Manifest.put_file(db, FileRow(cand.key, q.doc.doc_id, cand.size, cand.mtime_ns))
-            self.manifest.clear_pending([q.doc.doc_id for q in items])
-            Manifest.clear_partial(db, [q.doc.doc_id for q in items])
-            # The files' outcomes commit with their rows: a kill after this is told exactly.
-            runlog_results = self.report.results[self.journal.logged :] + results
-            if self.journal.seq is not None:
-                runlog.log_results(db, self.journal.seq, runlog_results)
-        self.report.results.extend(results)
-        self.journal.logged = len(self.report.results)
-        self.report.embedded_chunks += len(todo)
-        for q in items:
-            self.report.pages += len(q.doc.pages)
-
-    def _forget_pending(self, q: _Queued) -> None:
-        """Undo a failed write now: remove what reached Chroma and its journal row, so the
-        journal holds nothing a later run could trip on. (If this fails too, the next
-        run's repair does the same.)"""
-        assert self.store is not None
-        committed = self.manifest.all_chunk_ids()
-        try:
-            stray = [c.chunk_id for c in q.chunks if c.chunk_id not in committed]
-            delete_present(self.store, stray)
-        except Exception:  # the next run's repair retries; the report already says why
-            return
-        with self.manifest.transaction() as db:
-            self.manifest.clear_pending([q.doc.doc_id])
-            Manifest.clear_partial(db, [q.doc.doc_id])
 
 
 def run_ingest(
@@ -258,7 +88,7 @@ def run_ingest(
             make_client(settings).heartbeat()
         manifest = Manifest(settings.manifest_path)
         marker = settings.data_dir / REBUILD_MARKER
-        journal = _Journal(None)
+        journal = Journal(None)
         if not dry_run:
             with manifest.transaction() as db:
                 runlog.close_interrupted(db)  # a killed run's work becomes tellable now
@@ -307,7 +137,7 @@ def _run_steps(
     store: IndexStore,
     embeddings: IndexEmbeddings,
     report: IngestReport,
-    journal: _Journal,
+    journal: Journal,
     roots: list[Path],
     progress: Progress | None,
     retry_recent_s: float,
@@ -316,7 +146,7 @@ def _run_steps(
     if not dry_run:
         report.repaired = repair(manifest, store)
     store_or_none = None if dry_run else store
-    run = _Run(settings, manifest, store_or_none, embeddings, report, journal, retry_recent_s)
+    run = Run(settings, manifest, store_or_none, embeddings, report, journal, retry_recent_s)
     _ingest_files(run, roots, progress)
     run.flush()
     if not dry_run:
@@ -327,7 +157,7 @@ def _run_steps(
         LexicalFiles(settings.data_dir).update_after_ingest(store, store.generation())
 
 
-def _ingest_files(run: _Run, roots: list[Path], progress: Progress | None) -> None:
+def _ingest_files(run: Run, roots: list[Path], progress: Progress | None) -> None:
     report, manifest = run.report, run.manifest
     base = run.base
     for root in roots:
@@ -351,13 +181,19 @@ def _ingest_files(run: _Run, roots: list[Path], progress: Progress | None) -> No
     # embeds and writes (onnxruntime and PDFium release the GIL). Every decision and write
     # stays on this thread, in file order, so crash safety is that of a sequential run.
     in_flight: dict[str, _Parsing] = {}  # doc_id -> its parse job, in submission order
+    # Big text files, read in sections after the others: the small files of the same run
+    # are not kept waiting behind one that takes minutes to embed.
+    streamed: dict[str, _Parsing] = {}
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-parse")
     try:
         for done, cand in enumerate(candidates, 1):
             if progress:
                 progress(done, len(candidates), cand.display)
-            job = _plan_file(run, cand, known.get(cand.key), in_flight, missing_by_doc)
+            job = _plan_file(run, cand, known.get(cand.key), in_flight | streamed, missing_by_doc)
             if job is None:
+                continue
+            if job.data is None:
+                streamed[job.doc_id] = job
                 continue
             job.future = pool.submit(_parse_and_chunk, run, cand, job.data, job.doc_id)
             in_flight[job.doc_id] = job
@@ -369,6 +205,13 @@ def _ingest_files(run: _Run, roots: list[Path], progress: Progress | None) -> No
             _take_oldest(run, in_flight)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    run.flush()
+    for job in streamed.values():
+        cand = job.files[0][0]
+        sections = Sections(Path(cand.key), job.doc_id, cand.display)
+        run.write_streamed(sections, job.files, lambda head, section, first: _chunk(
+            run, dataclasses.replace(head, text=section.text), section.start, first
+        ))  # fmt: skip
 
     # Files that vanished (and were not renamed): their documents become orphans.
     for keys in missing_by_doc.values():
@@ -389,17 +232,17 @@ class _Parsing:
     """A file whose content is new to the index, being parsed and chunked on the worker."""
 
     doc_id: str
-    data: bytes
+    data: bytes | None  # None: a big text file, read in sections (``ingest.stream``)
     files: list[tuple[Candidate, Outcome]]
     future: Future[tuple[Document, list[Chunk]]] | None = None
 
 
 def _in_flight_bytes(in_flight: dict[str, _Parsing]) -> int:
-    return sum(len(job.data) for job in in_flight.values())
+    return sum(len(job.data or b"") for job in in_flight.values())
 
 
 def _plan_file(
-    run: _Run,
+    run: Run,
     cand: Candidate,
     old: FileRow | None,
     in_flight: dict[str, _Parsing],
@@ -411,12 +254,16 @@ def _plan_file(
     if old and (old.size, old.mtime_ns) == (cand.size, cand.mtime_ns):
         report.results.append(FileResult(cand.display, Outcome.UNCHANGED))
         return None
+    data: bytes | None = None
     try:
-        data = Path(cand.key).read_bytes()
+        if is_streamed(Path(cand.key), cand.size, int(run.settings.stream_file_mb * 1e6)):
+            doc_id = file_content_id(Path(cand.key))
+        else:
+            data = Path(cand.key).read_bytes()
+            doc_id = content_id(data)
     except OSError as err:
         report.results.append(FileResult(cand.display, Outcome.FAILED, f"cannot read: {err}"))
         return None
-    doc_id = content_id(data)
     if old and old.doc_id == doc_id:  # touched, not changed: remember the new mtime
         if run.store is not None:
             manifest.touch_file(FileRow(cand.key, doc_id, cand.size, cand.mtime_ns))
@@ -434,20 +281,25 @@ def _plan_file(
 
 
 def _parse_and_chunk(
-    run: _Run, cand: Candidate, data: bytes, doc_id: str
+    run: Run, cand: Candidate, data: bytes, doc_id: str
 ) -> tuple[Document, list[Chunk]]:
     """The worker's part: reads nothing but its arguments and writes nothing."""
     doc = parse_document(Path(cand.key), data, doc_id, display_path=cand.display)
-    chunks = chunk_document(
+    return doc, _chunk(run, doc)
+
+
+def _chunk(run: Run, doc: Document, offset: int = 0, first_index: int = 0) -> list[Chunk]:
+    return chunk_document(
         doc,
         count_tokens=run.embeddings.count_tokens,
         max_tokens=min(run.settings.chunk_tokens, run.embeddings.max_tokens),
         overlap_tokens=run.settings.chunk_overlap_tokens,
+        offset=offset,
+        first_index=first_index,
     )
-    return doc, chunks
 
 
-def _take_oldest(run: _Run, in_flight: dict[str, _Parsing]) -> None:
+def _take_oldest(run: Run, in_flight: dict[str, _Parsing]) -> None:
     """Queue the oldest parse job's chunks (flushing a full batch), or report its failure."""
     job = in_flight.pop(next(iter(in_flight)))
     assert job.future is not None
@@ -460,7 +312,7 @@ def _take_oldest(run: _Run, in_flight: dict[str, _Parsing]) -> None:
         reason = f"unexpected {type(err).__name__}: {err}"
     else:
         if chunks:
-            run.queue[job.doc_id] = _Queued(doc, chunks, job.files)
+            run.queue[job.doc_id] = Queued(doc, chunks, job.files)
             # Commit every embedding batch: a killed run loses at most one batch of work.
             if run.queued_chunks() >= run.settings.embed_batch_size:
                 run.flush()
@@ -479,7 +331,7 @@ def _take_oldest(run: _Run, in_flight: dict[str, _Parsing]) -> None:
 
 
 def _reuse_content(
-    run: _Run, cand: Candidate, doc_id: str, outcome: Outcome, missing: dict[str, list[str]]
+    run: Run, cand: Candidate, doc_id: str, outcome: Outcome, missing: dict[str, list[str]]
 ) -> None:
     """The content is indexed already: point the file at it without embedding anything."""
     note: str | None = None
@@ -500,7 +352,7 @@ def _reuse_content(
         run.changed = True
 
 
-def _finish(run: _Run) -> None:
+def _finish(run: Run) -> None:
     """Delete documents no file points at, and re-point documents whose file moved."""
     assert run.store is not None
     manifest, store = run.manifest, run.store
@@ -529,18 +381,6 @@ def _finish(run: _Run) -> None:
             with manifest.transaction() as db:
                 Manifest.repoint_doc(db, moved.doc_id, paths[0])
             run.changed = True
-
-
-def hostile_note(text: str) -> str | None:
-    """The report's note on sentences addressed to an assistant or model (``ingest.hostile``),
-    which answers keep out; None when there are none."""
-    flagged = flagged_sentences(text)
-    if not flagged:
-        return None
-    first = " ".join(flagged[0].split())
-    first = first if len(first) <= 80 else first[:79] + "…"
-    count = f"{len(flagged)} sentences" if len(flagged) > 1 else "1 sentence"
-    return f"{count} addressed to an AI assistant, kept out of answers: “{first}”"
 
 
 def _run_record(report: IngestReport) -> dict[str, object]:

@@ -102,6 +102,13 @@ class IndexSettings(BaseSettings):
     max_file_mb: float = Field(
         50.0, gt=0, le=100_000, description="Files larger than this are reported and skipped."
     )
+    stream_file_mb: float = Field(
+        8.0,
+        gt=0,
+        le=100_000,
+        description="Text and Markdown files larger than this are read, embedded and stored a "
+        "section at a time (memory stays that of one section; a stopped run resumes).",
+    )
     # 16, not 64: about the same speed on CPU, far less memory (the model's working memory
     # grows with the batch): 533-539 vs 1,333-1,359 MB peak RSS in bench/ingest_memory.py.
     embed_batch_size: int = Field(

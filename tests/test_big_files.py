@@ -5,13 +5,18 @@ Cyrillic)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ingest.chunking import CHARS_PER_PIECE, chunk_document
 from ingest.embeddings import LocalEmbeddings
 from ingest.loaders import decode_text, parse_document
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 FACT = "Qingdao's foreign trade reached 341.81 billion yuan in the first seven months."
 OTHER = "The port handled 1,200 containers in May, up 4 percent."
@@ -77,15 +82,10 @@ def test_a_big_document_killed_mid_way_resumes_after_what_was_embedded(
 ) -> None:
     """Before: the chunks a killed run had embedded were removed and the next run embedded
     the whole document again (a kill lost everything done on a big file)."""
-    import os
-    import signal
     import sqlite3
-    import subprocess
-    import sys
-    import time
 
     from ingest.pipeline import run_ingest
-    from tests.conftest import ROOT, make_settings
+    from tests.conftest import make_settings
     from tests.test_ingest_crash import check_consistent
 
     docs = tmp_path / "docs"
@@ -98,16 +98,39 @@ def test_a_big_document_killed_mid_way_resumes_after_what_was_embedded(
     (docs / "big.txt").write_text("Harbour annual report\n\n" + "\n\n".join(paragraphs))
     options = {"chunk_tokens": 64, "chunk_overlap_tokens": 0, "embed_batch_size": 8}
     settings = make_settings(tmp_path / "data", model_dir, documents_dir=docs, **options)
+    kept = kill_mid_document(settings, options, tmp_path)
+
+    report = run_ingest(settings, embeddings=embeddings)
+    (added,) = report.results
+    assert added.chunks > kept >= 24
+    assert report.embedded_chunks == added.chunks - kept  # only what was left
+    check_consistent(settings, embeddings)
+    with sqlite3.connect(settings.manifest_path) as db:
+        assert db.execute("SELECT COUNT(*) FROM partial").fetchone()[0] == 0
+
+
+def kill_mid_document(settings: Settings, options: Mapping[str, object], cwd: Path) -> int:
+    """Run ``briefing ingest`` with ``options``, SIGKILL it once 24 or more chunks of a
+    big document are stored, and return how many were."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "DATA_DIR": str(settings.data_dir),
-        "DOCUMENTS_DIR": str(docs),
-        "MODEL_DIR": str(model_dir),
+        "DOCUMENTS_DIR": str(settings.documents_dir),
+        "MODEL_DIR": str(settings.model_dir),
         **{k.upper(): str(v) for k, v in options.items()},
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "ingest"], env=env, cwd=tmp_path,
+        [sys.executable, "-m", "bot.cli", "ingest"], env=env, cwd=cwd,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     store = settings.manifest_path
@@ -127,12 +150,4 @@ def test_a_big_document_killed_mid_way_resumes_after_what_was_embedded(
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     with sqlite3.connect(store) as db:
-        kept = db.execute("SELECT COUNT(*) FROM partial").fetchone()[0]
-
-    report = run_ingest(settings, embeddings=embeddings)
-    (added,) = report.results
-    assert added.chunks > kept >= 24
-    assert report.embedded_chunks == added.chunks - kept  # only what was left
-    check_consistent(settings, embeddings)
-    with sqlite3.connect(store) as db:
-        assert db.execute("SELECT COUNT(*) FROM partial").fetchone()[0] == 0
+        return int(db.execute("SELECT COUNT(*) FROM partial").fetchone()[0])

@@ -71,7 +71,7 @@ def test_scores_equal_bm25s_on_the_same_terms() -> None:
     chunks = corpus(120)
     index = LexicalIndex.build(chunks)
     reference = bm25s.BM25()
-    reference.index(chunk_terms(chunks), show_progress=False)
+    reference.index(list(chunk_terms(chunks)), show_progress=False)
     for query in QUERIES:
         terms = [t for t in tokenize(query) if t in reference.vocab_dict]
         want = np.asarray(reference.get_scores(terms), dtype=np.float64)
@@ -234,6 +234,42 @@ def test_files_follow_ingest_add_move_and_remove(
     (docs / "q.txt").unlink()
     run_ingest(settings, embeddings=embeddings)
     assert len(check()) < len(first)
+
+
+def test_an_ingest_writes_its_chunks_a_segment_at_a_time(
+    tmp_path: Path, model_dir: Path, embeddings: LocalEmbeddings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big file's BM25 terms are built and written SEGMENT_CHUNKS chunks at a time, so an
+    ingest never holds them all; on damaged files too. Before: one segment of every chunk
+    added, built in memory (the largest part of a big file's peak memory)."""
+    import ingest.lexical_store
+
+    monkeypatch.setattr(ingest.lexical_store, "SEGMENT_CHUNKS", 5)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(4):
+        paragraphs = [f"District {i}-{p} harbour output rose to {p}.{i} million." for p in range(4)]
+        (docs / f"note-{i}.txt").write_text(f"Note {i}\n\n" + "\n\n".join(paragraphs))
+    settings = make_settings(
+        tmp_path / "data", model_dir, documents_dir=docs, chunk_tokens=32, chunk_overlap_tokens=0
+    )
+    files = LexicalFiles(settings.data_dir)
+
+    def check() -> None:
+        store = open_index(settings, embeddings)
+        loaded = files.load()
+        assert loaded is not None and loaded.generation == store.generation()
+        assert 1 < len(loaded.index.segments) < MAX_SEGMENTS
+        assert max(len(s) for s in loaded.index.segments) <= 5
+        assert_same(loaded.index, LexicalIndex.build(store.all_chunks()))
+
+    report = run_ingest(settings, embeddings=embeddings)
+    assert report.embedded_chunks > 5
+    check()
+    (files.dir / "index.json").write_text("{garbled")
+    (docs / "note-0.txt").write_text("Note 0\n\nThe ferry line carried 5,120 passengers.")
+    run_ingest(settings, embeddings=embeddings)  # damaged files: written anew, segment-wise
+    check()
 
 
 def test_retriever_follows_an_ingest_by_the_changed_document_only(
