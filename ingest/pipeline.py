@@ -60,6 +60,7 @@ def run_ingest(
     embeddings: IndexEmbeddings | None = None,
     progress: Progress | None = None,
     retry_recent_s: float = 0.0,
+    stream_budget_s: float | None = None,
 ) -> IngestReport:
     """Bring the index in line with the files under ``paths`` (default: the documents folder).
 
@@ -69,6 +70,9 @@ def run_ingest(
     returned IngestReport instead, and one file's failure never fails another.
     ``retry_recent_s`` (the watcher): a file modified that recently that fails to parse is
     left for a later run (unchanged, reason ``NOT_READY``) rather than failed.
+    ``stream_budget_s`` (the watcher): big text files are embedded this long at most in
+    this run; what is stored stays, and the rest is left to a later run (reported the same
+    way), so that files dropped meanwhile are not kept waiting behind them.
     """
     started = time.perf_counter()
     report = IngestReport(dry_run=dry_run)
@@ -105,11 +109,12 @@ def run_ingest(
                 if damage is None:
                     raise
                 raise damage from err
+            run = Run(
+                settings, manifest, None if dry_run else store, embeddings, report, journal,
+                retry_recent_s, stream_budget_s,
+            )  # fmt: skip
             try:
-                _run_steps(
-                    settings, manifest, store, embeddings, report, journal, roots, progress,
-                    retry_recent_s,
-                )  # fmt: skip
+                _run_steps(run, store, roots, progress)
             except IndexUnavailable as err:
                 raise IngestStopped(str(err), report) from err
             except Exception as err:  # Chroma failing outside a file's write
@@ -131,30 +136,18 @@ def run_ingest(
     return report
 
 
-def _run_steps(
-    settings: IndexSettings,
-    manifest: Manifest,
-    store: IndexStore,
-    embeddings: IndexEmbeddings,
-    report: IngestReport,
-    journal: Journal,
-    roots: list[Path],
-    progress: Progress | None,
-    retry_recent_s: float,
-) -> None:
-    dry_run = report.dry_run
-    if not dry_run:
-        report.repaired = repair(manifest, store)
-    store_or_none = None if dry_run else store
-    run = Run(settings, manifest, store_or_none, embeddings, report, journal, retry_recent_s)
+def _run_steps(run: Run, store: IndexStore, roots: list[Path], progress: Progress | None) -> None:
+    report = run.report
+    if not report.dry_run:
+        report.repaired = repair(run.manifest, store)
     _ingest_files(run, roots, progress)
     run.flush()
-    if not dry_run:
+    if not report.dry_run:
         _finish(run)
         if run.changed or report.repaired:
             store.bump_generation()
         # The BM25 files follow, touching only the documents this run changed.
-        LexicalFiles(settings.data_dir).update_after_ingest(store, store.generation())
+        LexicalFiles(run.settings.data_dir).update_after_ingest(store, store.generation())
 
 
 def _ingest_files(run: Run, roots: list[Path], progress: Progress | None) -> None:
@@ -206,6 +199,8 @@ def _ingest_files(run: Run, roots: list[Path], progress: Progress | None) -> Non
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     run.flush()
+    if run.stream_budget_s is not None:
+        run.stream_deadline = time.monotonic() + run.stream_budget_s
     for job in streamed.values():
         cand = job.files[0][0]
         sections = Sections(Path(cand.key), job.doc_id, cand.display)
@@ -362,6 +357,8 @@ def _finish(run: Run) -> None:
     if unfinished:
         committed = manifest.all_chunk_ids()
         for doc_id, ids in unfinished.items():
+            if doc_id in run.paused:
+                continue  # left for the next run to finish
             store.delete([i for i in ids if i not in committed])
             with manifest.transaction() as db:
                 Manifest.clear_partial(db, [doc_id])

@@ -56,6 +56,10 @@ QUIET_S = 0.5  # no new changed path for this long ends a burst
 SETTLE_S = 1.0  # a changed file must keep its size and mtime this long before it is read
 MAX_BURST_S = 10.0  # a continuous stream of new files still gets a run this often
 LOCKED_RETRY_S = 1.0  # another ingest holds the lock: look again this often
+# A big text file is embedded this long per run at most, then the next run goes on with it
+# (its stored part kept): a file dropped meanwhile waits about this long, not the minutes
+# a 50 MB file takes.
+STREAM_SLICE_S = 60.0
 FOLDER_GONE_S = 5.0  # the watched folder missing this long: FolderMissing
 PAUSE_MARGIN = 1.5  # a file must hold still this many times the longest pause seen...
 MAX_SETTLE_S = 30.0  # ...but never longer than this
@@ -268,8 +272,9 @@ def watch(
                 try:
                     recent_s = max(RETRY_RECENT_TIMES * settling.required_s, RETRY_RECENT_MIN_S)
                     report = run_ingest(
-                        settings, due.paths(), embeddings=embeddings, retry_recent_s=recent_s
-                    )
+                        settings, due.paths(), embeddings=embeddings, retry_recent_s=recent_s,
+                        stream_budget_s=STREAM_SLICE_S,
+                    )  # fmt: skip
                 except IngestLocked as err:  # someone else's run: ours follows it
                     log.info("ingest busy, the watcher's run is queued: %s", err)
                     stop.wait(LOCKED_RETRY_S)

@@ -101,8 +101,14 @@ class Run:
     report: IngestReport
     journal: Journal
     retry_recent_s: float = 0.0
+    # How long big files are embedded in this run at most (None: to the end), and when
+    # that is (``time.monotonic()``, set as they start): the watcher sets a budget, so
+    # that files dropped meanwhile are not kept waiting behind a big one.
+    stream_budget_s: float | None = None
+    stream_deadline: float | None = None
     queue: dict[str, Queued] = field(default_factory=dict)
     changed: bool = False
+    paused: set[str] = field(default_factory=set)  # big documents left to a later run
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -267,6 +273,9 @@ class Run:
                 while len(todo) >= step:
                     embedded += self._store_streamed(head, todo[:step])
                     todo = todo[step:]
+                    if self.stream_deadline is not None and time.monotonic() > self.stream_deadline:
+                        self._pause_streamed(doc_id, files, len(done) + embedded, embedded)
+                        return
             if todo and sections.head is not None:
                 embedded += self._store_streamed(sections.head, todo)
         except LoadError as err:
@@ -300,6 +309,20 @@ class Run:
         self.manifest.add_pending({head.doc_id: [c.chunk_id for c in chunks]})
         self._store_batch(self.store, [(head, c) for c in chunks], keep_progress=True)
         return len(chunks)
+
+    def _pause_streamed(
+        self, doc_id: str, files: list[tuple[Candidate, Outcome]], stored: int, embedded: int
+    ) -> None:
+        """Leave the rest of a big file to the next run: what is stored stays (``partial``),
+        and the file is reported as not ready, so the watcher runs again for it."""
+        with self.manifest.transaction():
+            self.manifest.clear_pending([doc_id])  # every stored batch is in ``partial``
+        self.paused.add(doc_id)
+        self.changed = True
+        self.report.embedded_chunks += embedded
+        note = f"{NOT_READY}: {stored} chunks stored so far, the rest follows"
+        for cand, _ in files:
+            self.report.results.append(FileResult(cand.display, Outcome.UNCHANGED, note))
 
     def _fail_streamed(
         self,

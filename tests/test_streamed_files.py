@@ -201,3 +201,41 @@ def test_a_streamed_file_killed_mid_way_resumes_after_what_was_stored(
     check_consistent(settings, embeddings)
     with sqlite3.connect(settings.manifest_path) as db:
         assert db.execute("SELECT COUNT(*) FROM partial").fetchone()[0] == 0
+
+
+def test_a_budgeted_run_leaves_the_rest_of_a_big_file_to_the_next_run(
+    tmp_path: Path, model_dir: Path, embeddings: LocalEmbeddings
+) -> None:
+    """The watcher's runs embed a big file a slice at a time (``stream_budget_s``): what is
+    stored stays, the file is 'not ready yet' (so nobody is told and the watcher comes
+    back), and the run after goes on where it stopped."""
+    from ingest.writer import NOT_READY
+
+    path = big_file(tmp_path / "docs")
+    settings = make_settings(
+        tmp_path / "data", model_dir, documents_dir=path.parent, stream_file_mb=0.001,
+        embed_batch_size=4,
+    )  # fmt: skip
+
+    first = run_ingest(settings, embeddings=embeddings, stream_budget_s=0)
+    second = run_ingest(settings, embeddings=embeddings, stream_budget_s=0)
+
+    for report in (first, second):
+        (paused,) = report.results
+        assert paused.outcome is Outcome.UNCHANGED
+        assert (paused.reason or "").startswith(NOT_READY)
+        assert report.embedded_chunks == 4  # one batch, then the budget is spent
+    manifest = Manifest(settings.manifest_path)
+    try:
+        assert manifest.pending() == {} and manifest.docs() == []
+        assert sum(len(ids) for ids in manifest.partial().values()) == 8
+    finally:
+        manifest.close()
+    assert len(open_index(settings, embeddings).all_ids()) == 8  # kept, not repaired away
+
+    last = run_ingest(settings, embeddings=embeddings)
+
+    (added,) = last.results
+    assert added.outcome is Outcome.ADDED
+    assert last.embedded_chunks == added.chunks - 8
+    check_consistent(settings, embeddings)

@@ -269,3 +269,30 @@ def test_settling_waits_for_size_and_mtime_to_hold(tmp_path: Path) -> None:
     path.unlink()
     settling.add({str(path)})
     assert settling.still_growing() == []  # vanished: nothing to wait for
+
+
+def test_a_file_dropped_while_a_big_one_ingests_does_not_wait_for_it(
+    tmp_path: Path, model_dir: Path, embeddings: LocalEmbeddings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a big file held the watcher for the whole of its ingest (minutes for a 50 MB
+    text), and files dropped meanwhile waited. Now each run embeds a slice of it and the
+    files dropped meanwhile go in the next run."""
+    import ingest.stream
+    import ingest.watch
+
+    monkeypatch.setattr(ingest.watch, "STREAM_SLICE_S", 0.3)
+    monkeypatch.setattr(ingest.stream, "SECTION_BYTES", 2_000)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    settings = make_settings(
+        tmp_path / "data", model_dir, documents_dir=docs, stream_file_mb=0.01, embed_batch_size=2
+    )
+    with watching(settings, embeddings) as w:
+        paragraphs = [f"Harbour note {i}: berth {i} handled {i * 7} ships." for i in range(2000)]
+        (docs / "big.txt").write_text("Harbour book\n\n" + "\n\n".join(paragraphs))
+        wait_for(lambda: any(r.path == "big.txt" for rep in w.reports for r in rep.results))
+        (docs / "ferry.txt").write_text("Ferry note\n\nThe ferry line carried 5,120 passengers.")
+        wait_for(lambda: Outcome.ADDED in w.outcomes("ferry.txt"))
+        assert Outcome.ADDED not in w.outcomes("big.txt")  # still going
+        wait_for(lambda: Outcome.ADDED in w.outcomes("big.txt"), timeout=300)
+        assert "berth 1999 handled 13993 ships" in w.texts()
