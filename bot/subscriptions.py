@@ -72,9 +72,11 @@ class SubscriptionStore:
 
     def restore_if_lost(self) -> int:
         """No topic in the store while the backup copy holds some: the store was lost (every
-        change rewrites the copy, so unfollowing everything empties it too). Take them back."""
+        change rewrites the copy, so unfollowing everything empties it too). Take them back.
+        A backup copy missing, unreadable or behind the store is written again."""
         rows = follows_backup.read_backup(self.path.parent)
         if not rows or self.all():
+            self._refresh_backup(rows)
             return 0
         added = self.import_rows(rows)
         log.warning(
@@ -94,6 +96,30 @@ class SubscriptionStore:
                 raise damaged(self.path, err) from None
         self._backup()
         return added
+
+    def _refresh_backup(self, backed_up: list[dict[str, Any]]) -> None:
+        """Write the backup copy again if it is not the store's topics, unless it holds
+        topics the store lacks (a store put back from an older copy): those stay for
+        ``briefing doctor`` or ``follows import`` to take back."""
+        current = self.export_rows()
+        path = follows_backup.backup_path(self.path.parent)
+        try:
+            on_disk: bytes | None = path.read_bytes()
+        except OSError:
+            on_disk = None
+        if on_disk == follows_backup.to_text(current).encode() or (on_disk is None and not current):
+            return
+
+        def keys(rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
+            return {(r["chat_id"], r["topic"]) for r in rows}
+
+        if not keys(backed_up) <= keys(current):
+            return
+        self._backup()
+        if on_disk is None:
+            log.warning("the followed topics' backup %s was missing: written again", path)
+        else:
+            log.info("the followed topics' backup %s is written again from %s", path, self.path)
 
     def export_rows(self) -> list[dict[str, Any]]:
         with self._lock:
