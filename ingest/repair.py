@@ -12,6 +12,7 @@ from the documents.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from ingest.manifest import Manifest
 from ingest.settings import IndexSettings
 from ingest.state import connect, forget_check, state_path
 from ingest.store import IndexStore
+
+log = logging.getLogger(__name__)
 
 
 def delete_present(store: IndexStore, ids: list[str]) -> int:
@@ -59,11 +62,26 @@ def repair(manifest: Manifest, store: IndexStore) -> int:
         removed += len(extra)
         lost = {d.doc_id for d in manifest.docs() if not set(d.chunk_ids) <= present}
         if lost:  # forget them so this run re-ingests their files
+            log.warning(
+                "%s lacks the chunks of %d documents the manifest lists (its files were "
+                "deleted or replaced?): they are ingested again",
+                _where(store),
+                len(lost),
+            )
             with manifest.transaction() as db:
                 for doc_id in lost:
                     db.execute("DELETE FROM files WHERE doc_id=?", (doc_id,))
                     Manifest.drop_doc(db, doc_id)
     return removed
+
+
+def _where(store: IndexStore) -> str:
+    settings = store.settings
+    if settings is None:
+        return "the index"
+    if settings.chroma_host:
+        return f"the Chroma server {settings.chroma_host}:{settings.chroma_port}"
+    return f"the index at {settings.chroma_dir}"
 
 
 def chroma_alive(store: IndexStore) -> bool:
