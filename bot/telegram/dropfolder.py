@@ -46,12 +46,18 @@ from apscheduler.jobstores.base import JobLookupError  # type: ignore[import-unt
 from telegram import Bot
 from telegram.ext import CallbackContext, Job, JobQueue
 
-from bot.follow import document_ids, find_matches
+from bot.follow import find_matches
 from bot.formatting import esc
 from bot.service import AnswerService
 from bot.settings import Settings
 from bot.subscriptions import SubscriptionStore
 from bot.telegram.folder_watcher import FolderWatcher
+from bot.telegram.known_documents import (
+    indexed_documents,
+    manifest_documents,
+    reindexed_files,
+    without_reindexed,
+)
 from bot.telegram.notify import (
     CHAT_INTERVAL_S,
     INDEX_CHANGES,
@@ -61,7 +67,6 @@ from bot.telegram.notify import (
     render_notice,
 )
 from ingest import runlog
-from ingest.manifest import Manifest
 from ingest.state import StoreDamaged, connect, damaged, state_path
 from ingest.types import IngestReport
 
@@ -188,7 +193,11 @@ class DropFolder:
         else:
             self._told = int(told)
         if not self.subscriptions.ledger_started():  # likewise the documents indexed so far
-            self.subscriptions.mark_seen(self._current_documents())
+            # The index's too: a store lost (deleted, or repaired) while the index was kept
+            # has an empty manifest, and the next run re-adds every document.
+            store = None if self._service is None else self._service.store
+            known = manifest_documents(self.settings) + indexed_documents(store)
+            self.subscriptions.mark_seen(list(dict.fromkeys(known)))
         return True
 
     def _next_round(self, delay_s: float) -> None:
@@ -272,7 +281,10 @@ class DropFolder:
         if not runs and not retry_due:
             return  # nothing new in the log
         assert self.outbox is not None
-        notices = self.notices(runs)  # first: they need no search
+        reindexed = await asyncio.to_thread(
+            reindexed_files, self.settings, self.subscriptions, runs
+        )
+        notices = self.notices(runs, reindexed)  # first: they need no search
         for chat_id, text in notices.messages:
             self.outbox.put(chat_id, text)
         # Told: in memory at once, so a failure from here on never sends these again.
@@ -299,23 +311,16 @@ class DropFolder:
         if seen is not None:
             self.subscriptions.mark_seen(seen)
 
-    def _current_documents(self) -> list[str]:
-        manifest = Manifest(self.settings.manifest_path)
-        try:
-            return document_ids(manifest)
-        except sqlite3.DatabaseError as err:
-            raise damaged(self.settings.manifest_path, err) from None
-        finally:
-            manifest.close()
-
-    def notices(self, runs: list[runlog.LoggedRun]) -> Batch:
-        """The notify chats' messages for ``runs`` (the runs after the last one told)."""
+    def notices(self, runs: list[runlog.LoggedRun], reindexed: set[str] | None = None) -> Batch:
+        """The notify chats' messages for ``runs`` (the runs after the last one told), less
+        the files ``reindexed``."""
         batch = Batch(seq=runs[-1].seq if runs else self._told)
         for run in runs:
-            news = self.failures.news(run.report)
+            report = without_reindexed(run.report, reindexed or set())
+            news = self.failures.news(report)
             if news:
                 by = None if run.pid == os.getpid() else f"ingest by another process, pid {run.pid}"
-                notice = render_notice(run.report, news, by)
+                notice = render_notice(report, news, by)
                 batch.messages += [(chat_id, notice) for chat_id in self.notify_chats]
             batch.changed = batch.changed or _changed_index(run.report)
         return batch
@@ -328,7 +333,7 @@ class DropFolder:
             return batch
         # New documents come from the index, not the reports: the ledger knows which
         # documents followers were told about, whichever run (or several) indexed them.
-        current = self._current_documents()
+        current = manifest_documents(self.settings)
         new_docs = self.subscriptions.unseen(current)
         service = self._service
         assert service is not None
