@@ -44,12 +44,14 @@ from common import (
     bench_settings,
     financebench_questions,
     machine,
+    model_dir,
     percentile,
     quiet_environment,
     table,
 )
 
-MODEL = Path(__file__).resolve().parents[1] / "data" / "models" / "all-MiniLM-L6-v2"
+# The local model, installed under the work folder by ``main`` (the index records its graph).
+MODEL = Path("model-not-set")
 QINGDAO_QUESTION = (
     "What was the total value of imports and exports in Qingdao from January to July 2020?"
 )
@@ -477,6 +479,7 @@ def child(kind: str, data: Path, questions: list[str], code: Path | None = None)
 
 
 def main() -> None:
+    global MODEL
     quiet_environment()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,10000,36000,100000")
@@ -504,6 +507,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path)
     parser.add_argument("--questions-json")
     args = parser.parse_args()
+    MODEL = model_dir(args.work)
     if args.child:
         questions = json.loads(args.questions_json)
         measure = {"lexical": measure_lexical, "serving": measure_serving,

@@ -284,7 +284,8 @@ class Run:
         except Exception as err:
             if self.store is not None and not chroma_alive(self.store):
                 raise lost_index(self.settings, f"writing {files[0][0].display}", err) from err
-            self._fail_streamed(doc_id, files, f"could not embed or store: {err}")
+            reason = f"could not embed or store: {type(err).__name__}: {err}"
+            self._fail_streamed(doc_id, files, reason)
             return
         if sections.changed:
             reason = "the file changed while it was read"
