@@ -146,6 +146,7 @@ async def check_a_drop_is_told_once(
     assert "Documents folder" in notice["text"]
     digest = await told(fake, ALICE, alice_seen, "Valley water plan adopted")
     await asyncio.sleep(1.5)  # a second notice or a stale digest would be queued by now
+    assert "Shanghai" not in digest["text"] and "Qingdao" not in digest["text"]  # nothing old
     admin = [m["text"] for m in fake.sent(ADMIN)[admin_seen:]]
     assert sum(VALLEY.name in t for t in admin) == 1, admin  # not twice
     assert not any(name in t for t in admin for name in OLD), admin  # nothing old as news
