@@ -404,8 +404,15 @@ class LexicalFiles:
         except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
             log.warning("lexical index at %s: %s; rebuilding", self.dir, err)
         loaded = self.load()
-        if loaded is None and self._append_update(source, generation, fresh=True):
-            return  # no usable files: written anew, a segment at a time
+        if loaded is None:
+            if self._append_update(source, generation, fresh=True):
+                return  # no usable files: written anew, a segment at a time
+        elif len(loaded.index.segments) >= MAX_SEGMENTS:
+            # Merge what is saved into one segment first, so that the changes still go in a
+            # segment at a time (one segment of every chunk added was unbounded).
+            self._save_quietly(loaded.index.compacted(), loaded.generation)
+            if self._append_update(source, generation):
+                return
         self._save_quietly(self.sync(loaded.index if loaded else None, source), generation)
 
     def _save_quietly(self, index: LexicalIndex, generation: str) -> None:

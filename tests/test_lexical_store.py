@@ -15,6 +15,7 @@ import bm25s
 import numpy as np
 import pytest
 
+from ingest.chunk_columns import column
 from ingest.embeddings import LocalEmbeddings
 from ingest.lexical import MAX_SEGMENTS, LexicalIndex, chunk_terms
 from ingest.lexical_segments import parse_json
@@ -270,6 +271,20 @@ def test_an_ingest_writes_its_chunks_a_segment_at_a_time(
     (docs / "note-0.txt").write_text("Note 0\n\nThe ferry line carried 5,120 passengers.")
     run_ingest(settings, embeddings=embeddings)  # damaged files: written anew, segment-wise
     check()
+    # Many segments: what is saved is merged into one first, and the new chunks still go
+    # in segment-wise (before: all of them built as one segment in memory).
+    monkeypatch.setattr(ingest.lexical_store, "MAX_SEGMENTS", 2)
+    paragraphs = [f"Ferry {p} carried {p * 13} passengers to the outer islands." for p in range(40)]
+    (docs / "note-9.txt").write_text("Ferry note\n\n" + "\n\n".join(paragraphs))
+    report = run_ingest(settings, embeddings=embeddings)
+    assert report.embedded_chunks > 5
+    loaded = files.load()
+    assert loaded is not None
+    new = [s for s in loaded.index.segments if "note-9.txt" in column(s.chunks, "path")]
+    old = [s for s in loaded.index.segments if s not in new]
+    assert len(new) > 1 and max(len(s) for s in new) <= 5  # the new chunks, segment-wise
+    assert len(old) == 1  # what was saved, merged
+    assert_same(loaded.index, LexicalIndex.build(open_index(settings, embeddings).all_chunks()))
 
 
 def test_retriever_follows_an_ingest_by_the_changed_document_only(
