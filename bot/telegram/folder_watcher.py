@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 
 from bot.formatting import esc
 from bot.settings import Settings
 from ingest.embeddings import IndexEmbeddings
+from ingest.repair import chroma_damage, store_problem
+from ingest.state import damaged
 from ingest.types import IngestReport
 from ingest.watch import watch
 
@@ -26,6 +29,17 @@ RETRY_FIRST_S = 2.0  # the watcher's first retry after a fatal error...
 RETRY_MAX_S = 60.0  # ...doubling up to this
 
 Post = Callable[[int, str], None]  # queue a message to a chat; called from the watcher thread
+
+
+def _named(settings: Settings, err: Exception) -> Exception:
+    """A raw database error as the damaged store behind it, named with the command that
+    heals it (a file damaged under a running ingest raises whatever SQLite raises)."""
+    if not isinstance(err, sqlite3.DatabaseError):
+        return err
+    problem = store_problem(settings.manifest_path)
+    if problem is not None:
+        return damaged(settings.manifest_path, Exception(problem))
+    return chroma_damage(settings, "ingesting") or err
 
 
 class FolderWatcher:
@@ -93,6 +107,7 @@ class FolderWatcher:
 
     def _failed(self, err: Exception, delay: float) -> None:
         """Log every failure; tell the notify chats only when the watcher was running."""
+        err = _named(self.settings, err)
         reason = f"{type(err).__name__}: {err}"
         if self.error is not None:
             log.warning("the folder watcher failed again (retry in %.0f s): %s", delay, reason)
