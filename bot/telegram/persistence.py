@@ -69,14 +69,20 @@ class StatePersistence(BasePersistence[dict[Any, Any], ChatData, BotData]):
     def _put(self, kind: str, key: str, value: object) -> None:
         data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO chat_state(kind, key, data) VALUES (?, ?, ?)",
-                (kind, key, data),
-            )
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO chat_state(kind, key, data) VALUES (?, ?, ?)",
+                    (kind, key, data),
+                )
+            except sqlite3.DatabaseError as err:  # damaged under the running bot: name it
+                raise damaged(self.path, err) from None
 
     def _drop(self, kind: str, key: str) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM chat_state WHERE kind=? AND key=?", (kind, key))
+            try:
+                self._db.execute("DELETE FROM chat_state WHERE kind=? AND key=?", (kind, key))
+            except sqlite3.DatabaseError as err:
+                raise damaged(self.path, err) from None
 
     @staticmethod
     def _load(data: bytes, what: str) -> Any:
@@ -163,6 +169,7 @@ class PersistentHistory(History):
         self.path = path
         self._db = connect(path)
         self._write = threading.Lock()
+        self._failing = False  # the last write failed (logged once)
         self._restore()
 
     def _restore(self) -> None:
@@ -188,15 +195,26 @@ class PersistentHistory(History):
         if conversation is None:
             return
         saved = json.dumps({"at": time.time(), "questions": self.get(conversation)})
-        with self._write:
-            self._db.execute(
-                "INSERT OR REPLACE INTO chat_state(kind, key, data) VALUES (?, ?, ?)",
-                (HISTORY, conversation, saved.encode("utf-8")),
-            )
+        self._save(
+            "INSERT OR REPLACE INTO chat_state(kind, key, data) VALUES (?, ?, ?)",
+            (HISTORY, conversation, saved.encode("utf-8")),
+        )
 
     def forget(self, conversation: str) -> None:
         super().forget(conversation)
+        self._save("DELETE FROM chat_state WHERE kind=? AND key=?", (HISTORY, conversation))
+
+    def _save(self, sql: str, args: tuple[object, ...]) -> None:
+        """Write through to the store; a damaged store costs the context after a restart,
+        not the answer being given: logged once, and again once it works."""
         with self._write:
-            self._db.execute(
-                "DELETE FROM chat_state WHERE kind=? AND key=?", (HISTORY, conversation)
-            )
+            try:
+                self._db.execute(sql, args)
+            except sqlite3.DatabaseError as err:
+                if not self._failing:
+                    log.warning("follow-up context is not saved: %s", damaged(self.path, err))
+                self._failing = True
+                return
+            if self._failing:
+                log.info("follow-up context is saved again")
+            self._failing = False
