@@ -75,6 +75,7 @@ class SubscriptionStore:
         change rewrites the copy, so unfollowing everything empties it too). Take them back.
         A backup copy missing, unreadable or behind the store is written again."""
         rows = follows_backup.read_backup(self.path.parent)
+        self._restore_ledger()
         if not rows or self.all():
             self._refresh_backup(rows)
             return 0
@@ -86,6 +87,25 @@ class SubscriptionStore:
             follows_backup.backup_path(self.path.parent),
         )
         return added
+
+    def _restore_ledger(self) -> None:
+        """A store whose ledger has not started takes the backup copy's, if it keeps one:
+        the documents a lost or repaired store's next runs re-index are not news then."""
+        if self.ledger_started():
+            return
+        seen = follows_backup.read_seen(self.path.parent)
+        if seen is None:
+            return
+        with self._lock:
+            try:
+                follows_backup.import_seen(self._db, seen)
+            except sqlite3.DatabaseError as err:
+                raise damaged(self.path, err) from None
+        log.info(
+            "the %d documents followers know about are restored from %s",
+            len(seen),
+            follows_backup.backup_path(self.path.parent),
+        )
 
     def import_rows(self, rows: Sequence[dict[str, Any]]) -> int:
         """Add the exported ``rows`` not followed yet; how many were added."""
@@ -107,7 +127,9 @@ class SubscriptionStore:
             on_disk: bytes | None = path.read_bytes()
         except OSError:
             on_disk = None
-        if on_disk == follows_backup.to_text(current).encode() or (on_disk is None and not current):
+        if on_disk == follows_backup.to_text(current, self._seen()).encode():
+            return
+        if on_disk is None and not current:
             return
 
         def keys(rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
@@ -128,10 +150,17 @@ class SubscriptionStore:
             except sqlite3.DatabaseError as err:
                 raise damaged(self.path, err) from None
 
+    def _seen(self) -> list[str] | None:
+        with self._lock:
+            try:
+                return follows_backup.seen_of(self._db)
+            except sqlite3.DatabaseError as err:
+                raise damaged(self.path, err) from None
+
     def _backup(self) -> None:
         """Rewrite the plain copy beside the store (``ingest.follows_backup``)."""
         try:
-            follows_backup.write_backup(self.path.parent, self.export_rows())
+            follows_backup.write_backup(self.path.parent, self.export_rows(), seen=self._seen())
         except OSError as err:
             log.warning("could not write the followed topics' backup: %s", err)
 
@@ -210,13 +239,16 @@ class SubscriptionStore:
             seen = {row[0] for row in self._run("SELECT doc_id FROM seen_documents")}
         return [d for d in dict.fromkeys(current) if d not in seen]
 
-    def mark_seen(self, current: Sequence[str]) -> None:
+    def mark_seen(self, current: Sequence[str], *, forget_gone: bool = True) -> None:
         """Remember ``current`` as the documents followers have been told about (called once
-        their digests are sent, so a crash before that tells them again rather than never)."""
+        their digests are sent, so a crash before that tells them again rather than never).
+        ``forget_gone``: the documents not in ``current`` are forgotten (news again if they
+        come back); else they are kept."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute("DELETE FROM seen_documents")  # gone documents need no memory
+                if forget_gone:  # gone documents need no memory
+                    self._db.execute("DELETE FROM seen_documents")
                 self._db.executemany(
                     "INSERT OR IGNORE INTO seen_documents(doc_id) VALUES (?)",
                     [(d,) for d in current],
@@ -227,6 +259,7 @@ class SubscriptionStore:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise damaged(self.path, err) from None
+        self._backup()  # the ledger too: a store rebuilt from the copy knows what was told
 
     def ledger_started(self) -> bool:
         with self._lock:

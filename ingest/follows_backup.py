@@ -8,6 +8,10 @@ when the store cannot be read. ``briefing follows export|import`` use the same f
 
     {"follows": [{"chat_id": 42, "topic": "Qingdao trade", "created_by": 7,
                   "created_at": "2026-01-01T00:00:00+00:00"}, ...]}
+
+The backup copy also keeps ``"seen_documents"``: the content ids of the documents
+followers know about (the ``seen_documents`` ledger). A store rebuilt from the copy then
+tells what was dropped while it was damaged, and not the documents it re-indexes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 BACKUP_NAME = "follows-backup.json"
+SEEN_KEY = "seen_documents"
 MAX_TOPIC_CHARS = 200  # bot.subscriptions refuses longer topics at /follow
 
 
@@ -41,8 +46,11 @@ def rows_of(db: sqlite3.Connection) -> list[dict[str, Any]]:
     ]
 
 
-def to_text(rows: Iterable[dict[str, Any]]) -> str:
-    return json.dumps({"follows": list(rows)}, ensure_ascii=False, indent=1) + "\n"
+def to_text(rows: Iterable[dict[str, Any]], seen: Sequence[str] | None = None) -> str:
+    data: dict[str, Any] = {"follows": list(rows)}
+    if seen is not None:
+        data[SEEN_KEY] = list(seen)
+    return json.dumps(data, ensure_ascii=False, indent=1) + "\n"
 
 
 def parse(text: str) -> list[dict[str, Any]]:
@@ -71,12 +79,51 @@ def read_backup(data_dir: Path) -> list[dict[str, Any]]:
         return []
 
 
-def write_backup(data_dir: Path, rows: Sequence[dict[str, Any]], path: Path | None = None) -> Path:
-    """Write ``rows`` (temp file + rename: a reader sees either copy whole); the path."""
+def read_seen(data_dir: Path) -> list[str] | None:
+    """The ledger the backup copy keeps (None when it keeps none or cannot be read)."""
+    try:
+        data = json.loads(backup_path(data_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # read_backup says why
+    seen = data.get(SEEN_KEY) if isinstance(data, dict) else None
+    if not isinstance(seen, list) or not all(isinstance(d, str) for d in seen):
+        return None
+    return seen
+
+
+def seen_of(db: sqlite3.Connection) -> list[str] | None:
+    """The store's ledger, or None before it started; DatabaseError if unreadable."""
+    if db.execute("SELECT 1 FROM meta WHERE key='ledger'").fetchone() is None:
+        return None
+    return [row[0] for row in db.execute("SELECT doc_id FROM seen_documents ORDER BY doc_id")]
+
+
+def import_seen(db: sqlite3.Connection, seen: Sequence[str]) -> None:
+    """Take ``seen`` into a store whose ledger has not started (one transaction)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.executemany(
+            "INSERT OR IGNORE INTO seen_documents(doc_id) VALUES (?)", [(d,) for d in seen]
+        )
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('ledger', '1')")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def write_backup(
+    data_dir: Path,
+    rows: Sequence[dict[str, Any]],
+    path: Path | None = None,
+    seen: Sequence[str] | None = None,
+) -> Path:
+    """Write ``rows`` and the ledger ``seen`` (temp file + rename: a reader sees either
+    copy whole); the path."""
     target = path or backup_path(data_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(to_text(rows), encoding="utf-8")
+    tmp.write_text(to_text(rows, seen), encoding="utf-8")
     os.replace(tmp, target)
     return target
 

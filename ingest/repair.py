@@ -167,26 +167,49 @@ def _salvage_follows(path: Path) -> list[dict[str, Any]]:
         return []
 
 
+def _salvage_seen(path: Path, data_dir: Path) -> list[str] | None:
+    """The followers' ledger: what the damaged store still yields, with the backup copy's
+    (None when neither has one)."""
+    salvaged: list[str] | None = None
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            salvaged = follows_backup.seen_of(db)
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        pass
+    backed_up = follows_backup.read_seen(data_dir)
+    if salvaged is None and backed_up is None:
+        return None
+    return sorted(set(salvaged or []) | set(backed_up or []))
+
+
 def heal_state(data_dir: Path) -> list[str]:
     """Repair a damaged store of record; what was done, one line each ([]: it was sound).
 
     Followed topics first: those the damaged file still yields, merged with the backup
     copy, are written to the backup (and a dated copy beside the damaged file) *before*
-    the file is moved aside; a new store then takes them back. The manifest and run log
-    are not copied: the next ingest rebuilds the manifest from the documents.
+    the file is moved aside; a new store then takes them back, with the followers' ledger
+    (so the rebuild's runs tell only what followers have not been told). The manifest and
+    run log are not copied: the next ingest rebuilds the manifest from the documents.
     """
     path = state_path(data_dir)
     problem = store_problem(path)
     if problem is None:
         return []
     rows = follows_backup.merge(_salvage_follows(path), follows_backup.read_backup(data_dir))
-    follows_backup.write_backup(data_dir, rows)
+    seen = _salvage_seen(path, data_dir)
+    follows_backup.write_backup(data_dir, rows, seen=seen)
     moved = set_aside(path, data_dir)
-    follows_backup.write_backup(data_dir, rows, moved.with_name(moved.name + ".follows.json"))
+    copy = moved.with_name(moved.name + ".follows.json")
+    follows_backup.write_backup(data_dir, rows, copy, seen=seen)
     forget_check(path)
     db = connect(path)
     try:
         restored = follows_backup.import_rows(db, rows)
+        if seen is not None:  # what followers were told: the re-indexed documents are not news
+            follows_backup.import_seen(db, seen)
     finally:
         db.close()
     return [
