@@ -68,7 +68,7 @@ from bot.telegram.notify import (
 )
 from ingest import runlog
 from ingest.state import StoreDamaged, connect, damaged, state_path
-from ingest.types import IngestReport
+from ingest.types import IngestReport, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ POLL_S = 1.0  # how often the run log is looked at for runs of other processes
 BACKOFF_FIRST_S = 1.0  # telling failed: try again after this...
 BACKOFF_MAX_S = 300.0  # ...doubling up to this
 MATCH_RETRY_S = 30.0  # matching failed (e.g. Chroma down): try the followers again after
+GONE = (Outcome.REMOVED, Outcome.UPDATED)  # outcomes after which a document may be gone
 TOLD_KEY = "runlog_seq"  # meta key in the store of record: the last run told
 
 
@@ -87,6 +88,9 @@ class Batch:
     seq: int = 0  # the last run told
     changed: bool = False  # some run changed the index
     seen: list[str] | None = None  # the documents followers now know about (None: unchanged)
+    # Some run removed or replaced a document: the ledger forgets what is gone (else it
+    # grows: a manifest rebuilt after a lost store lacks documents that are not gone).
+    dropped: bool = False
 
 
 class DropFolder:
@@ -103,6 +107,7 @@ class DropFolder:
         self.chat_interval_s = chat_interval_s
         self.poll_s = poll_s
         self.subscriptions = SubscriptionStore(state_path(settings.data_dir))
+        self._store_identity = state_path(settings.data_dir).stat().st_ino  # see _read_runs
         self.notify_chats = sorted(settings.telegram.notify_chat_ids or settings.telegram.admin_ids)
         self.failures = FailureMemory()
         self.outbox: Outbox | None = None
@@ -187,11 +192,15 @@ class DropFolder:
             return False
         self._lock_file = handle
         told = self.subscriptions.meta(TOLD_KEY)
-        if told is None:  # the first start ever: earlier runs are history, not news
+        if told is not None:
+            self._told = int(told)
+        elif self.subscriptions.ledger_started():
+            # A store repaired or restored with its ledger (``briefing doctor``, the backup
+            # copy): tell all its runs (a drop never told); re-indexed documents are no news.
+            self._told = 0
+        else:  # the first start ever: earlier runs are history, not news
             self._told = runlog.last_seq(self._log_db())
             self.subscriptions.set_meta(TOLD_KEY, str(self._told))
-        else:
-            self._told = int(told)
         if not self.subscriptions.ledger_started():  # likewise the documents indexed so far
             # The index's too: a store lost (deleted, or repaired) while the index was kept
             # has an empty manifest, and the next run re-adds every document.
@@ -293,23 +302,34 @@ class DropFolder:
         for chat_id, text in digests.messages:
             self.outbox.put(chat_id, text)
         await self.outbox.drained()  # stored only once sent: a crash resends, never loses
-        await asyncio.to_thread(self._remember, notices.seq, digests.seen)
+        await asyncio.to_thread(self._remember, notices.seq, digests.seen, notices.dropped)
 
     def _read_runs(self) -> list[runlog.LoggedRun]:
+        path = state_path(self.settings.data_dir)
+        try:
+            identity: int | None = path.stat().st_ino
+        except FileNotFoundError:
+            identity = None
+        if identity != self._store_identity:
+            # Reading on reads the old file, which nothing writes: every run would go untold.
+            raise StoreDamaged(
+                f"{path} was deleted or replaced while the bot ran; restart the bot "
+                "(followed topics come back from their backup copy)"
+            )
         try:
             return runlog.read_after(self._log_db(), self._told)
         except sqlite3.DatabaseError as err:
-            raise damaged(state_path(self.settings.data_dir), err) from None
+            raise damaged(path, err) from None
 
     def _log_db(self) -> sqlite3.Connection:
         if self._state is None:
             self._state = connect(state_path(self.settings.data_dir))
         return self._state
 
-    def _remember(self, seq: int, seen: list[str] | None) -> None:
+    def _remember(self, seq: int, seen: list[str] | None, dropped: bool) -> None:
         self.subscriptions.set_meta(TOLD_KEY, str(seq))
         if seen is not None:
-            self.subscriptions.mark_seen(seen)
+            self.subscriptions.mark_seen(seen, forget_gone=dropped)
 
     def notices(self, runs: list[runlog.LoggedRun], reindexed: set[str] | None = None) -> Batch:
         """The notify chats' messages for ``runs`` (the runs after the last one told), less
@@ -323,6 +343,7 @@ class DropFolder:
                 notice = render_notice(report, news, by)
                 batch.messages += [(chat_id, notice) for chat_id in self.notify_chats]
             batch.changed = batch.changed or _changed_index(run.report)
+            batch.dropped = batch.dropped or any(r.outcome in GONE for r in run.report.results)
         return batch
 
     def digests(self, changed: bool) -> Batch:
