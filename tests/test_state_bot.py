@@ -5,6 +5,7 @@ is told plainly why its command cannot be done."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator
@@ -120,3 +121,32 @@ def test_follow_up_context_survives_a_restart(tmp_path: Path) -> None:
     assert after.get("7") == []
     expired = PersistentHistory(state, turns=2, ttl_s=0)
     assert expired.get("42") == []
+
+
+@pytest.mark.parametrize("how", ["garbled", "truncated"])
+async def test_chat_state_on_a_store_damaged_under_the_bot_is_named(
+    tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Chat state written to a store damaged while the bot runs: PTB's writes name the
+    file (before: a bare DatabaseError); follow-up context that cannot be saved is logged
+    once, and the answer it belongs to is still given."""
+    from bot.telegram.context import ChatData
+    from bot.telegram.persistence import PersistentHistory, StatePersistence
+
+    state = tmp_path / "state.sqlite"
+    history = PersistentHistory(state, turns=2, ttl_s=1800)
+    persistence = StatePersistence(state)
+    for chat in range(50):  # a few pages of state
+        history.add(str(chat), "What was Qingdao's trade total in Jan-Jul? " * 20)
+    with sqlite3.connect(state) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    damage(state, how)
+
+    with pytest.raises(StoreDamaged, match="briefing doctor") as caught:
+        await persistence.update_chat_data(7, ChatData())
+    assert str(state) in str(caught.value)
+    history.add("new", "And exports?")  # does not raise: the answer goes out
+    history.add("newer", "And imports?")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and str(state) in warnings[0], warnings
+    assert history.get("new") == ["And exports?"]  # in memory for this run
