@@ -169,3 +169,33 @@ async def test_outbox_merges_what_waits_for_a_chat(fake: FakeTelegram) -> None:
     assert len(sent) <= 2  # merged: the first goes at once, the rest wait together
     if len(sent) == 2:
         assert sent[1]["at"] - sent[0]["at"] >= 0.45
+
+
+async def test_a_document_removed_and_dropped_again_is_news_again(
+    tmp_path: Path, model_dir: Path, fake: FakeTelegram
+) -> None:
+    """Re-indexed documents are not news (a repair re-adds them all), but one that was
+    removed, and told so, is news when it comes back: to admins and followers alike."""
+    from tests.test_dropfolder import told
+
+    settings = drop_settings(tmp_path, model_dir)
+    await asyncio.to_thread(run_ingest, settings)
+    service = await asyncio.to_thread(AnswerService, settings)
+    docs = settings.documents_dir
+    async with running(fake, settings, service, watch=WatchSettings(enabled=False)):
+        await say(fake, ADMIN, "/following")
+        await say(fake, ALICE, "/follow green valley water plan budget")
+        admin_seen, alice_seen = len(fake.sent(ADMIN)), len(fake.sent(ALICE))
+        for step in ("added", "removed", "added"):
+            if step == "added":
+                shutil.copy(VALLEY, docs)
+            else:
+                (docs / VALLEY.name).unlink()
+            await asyncio.to_thread(run_ingest, settings)  # as `briefing ingest` would
+            notice = await told(fake, ADMIN, admin_seen, f"1 {step}")
+            assert VALLEY.name in notice["text"]
+            admin_seen = len(fake.sent(ADMIN))
+        await told(fake, ALICE, alice_seen, "Valley water plan adopted")
+        await fake.wait_until(lambda: len(fake.sent(ALICE)) >= alice_seen + 2, 30)
+        digests = [m["text"] for m in fake.sent(ALICE)[alice_seen:]]
+        assert len(digests) == 2 and all("Valley water plan adopted" in t for t in digests)
