@@ -202,11 +202,11 @@ class DropFolder:
             self._told = runlog.last_seq(self._log_db())
             self.subscriptions.set_meta(TOLD_KEY, str(self._told))
         if not self.subscriptions.ledger_started():  # likewise the documents indexed so far
-            # The index's too: a store lost (deleted, or repaired) while the index was kept
-            # has an empty manifest, and the next run re-adds every document.
-            store = None if self._service is None else self._service.store
-            known = manifest_documents(self.settings) + indexed_documents(store)
-            self.subscriptions.mark_seen(list(dict.fromkeys(known)))
+            # An empty manifest beside a kept index (a lost store): the index's, re-added next.
+            known = manifest_documents(self.settings)
+            if not known and self._service is not None:
+                known = indexed_documents(self._service.store)
+            self.subscriptions.mark_seen(known)
         return True
 
     def _next_round(self, delay_s: float) -> None:

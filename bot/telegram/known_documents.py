@@ -41,16 +41,15 @@ def manifest_documents(settings: Settings) -> list[str]:
         manifest.close()
 
 
-def indexed_documents(store: IndexStore | None) -> list[str]:
-    """The documents the index holds (by its chunks' metadata); [] when it cannot say."""
-    if store is None:
-        return []
+def indexed_documents(store: IndexStore) -> list[str]:
+    """The documents the index holds (by its chunks' metadata: a scan of every chunk); []
+    when it cannot say."""
     try:
         metas = store.metadatas(store.all_ids())
     except Exception as err:  # Chroma's errors are many; the manifest's list stands
         log.warning("could not list the index's documents: %s", err)
         return []
-    return [str(m["doc_id"]) for m in metas.values() if m.get("doc_id")]
+    return list(dict.fromkeys(str(m["doc_id"]) for m in metas.values() if m.get("doc_id")))
 
 
 def reindexed_files(
