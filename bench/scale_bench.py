@@ -200,6 +200,7 @@ def build(work: Path, rows: list[Row], base_vectors: Any, n: int, sentence_pool:
     from ingest.chunking import chunk_id
     from ingest.embeddings import LocalEmbeddings
     from ingest.lexical_store import LexicalFiles
+    from ingest.lexical_update import update_after_ingest
     from ingest.manifest import FileRow, Manifest
     from ingest.store import open_index
     from ingest.types import Document
@@ -242,7 +243,7 @@ def build(work: Path, rows: list[Row], base_vectors: Any, n: int, sentence_pool:
     manifest.close()
     store.bump_generation()
     started = time.perf_counter()
-    LexicalFiles(data).update_after_ingest(store, store.generation())
+    update_after_ingest(LexicalFiles(data), store, store.generation())
     facts = {"chroma_write_s": chroma_s, "lexical_first_save_s": time.perf_counter() - started,
              "sentence_vectors": True}  # fmt: skip
     (data / "complete.json").write_text(json.dumps(facts), encoding="utf-8")

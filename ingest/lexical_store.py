@@ -7,9 +7,9 @@ naming the live segments, their tombstones, checksums, the Chroma index generati
 files reflect, and a fingerprint of the tokeniser. ``index.json`` is replaced atomically
 after the segment files are written, so a reader sees the old state or the new one.
 
-Ingest (which holds the ingest lock) updates it after each run by comparing it with the
-manifest document by document: only added, changed or removed documents are touched, so
-one new file costs time in proportion to that file. A reader whose files are missing,
+Ingest (which holds the ingest lock) updates it after each run (``ingest.lexical_update``)
+by comparing it with the manifest document by document: only added, changed or removed
+documents are touched, so one new file costs time in proportion to that file. A reader whose files are missing,
 corrupt, built by another tokeniser or stale rebuilds once (in memory, and on disk when
 no ingest is running) and caches the result; a Chroma-server replica without the
 manifest rebuilds from Chroma whenever the generation moves.
@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import sqlite3
 import threading
 import time
 import uuid
@@ -34,13 +35,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from ingest.chinese_words import use_folder
-from ingest.lexical import MAX_SEGMENTS, LexicalIndex, Segment
+from ingest.lexical import LexicalIndex
 from ingest.lexical_segments import (
     ID_FIELDS,
     entry_of,
     is_current,
     kinds,
-    read_file,
     read_segment,
     write_atomic,
     write_segment,
@@ -55,10 +55,7 @@ FORMAT = 1
 # How long a reader waits for a running ingest to save the files of the generation it has
 # just published (seconds at most, even on a loaded machine).
 FILES_WAIT_S = 10.0
-_INDEX = "index.json"
-# Chunks per segment an ingest writes (about 20 MB of text): what BM25 holds in memory at
-# once while a big file is added.
-SEGMENT_CHUNKS = 20_000
+INDEX_FILE = "index.json"
 # Reads of files an ingest keeps switching before a reader gives up and rebuilds.
 _READ_TRIES = 3
 # Text that exercises every rule of the tokeniser (stop words, months, synonyms, plurals,
@@ -74,7 +71,7 @@ def tokenizer_fingerprint() -> str:
     return hashlib.sha256(probe.encode()).hexdigest()[:16]
 
 
-def _made_here(head: dict[str, Any]) -> bool:
+def made_here(head: dict[str, Any]) -> bool:
     """Whether saved files were written by this format and tokenizer (else: rebuild)."""
     return head.get("format") == FORMAT and head.get("tokenizer") == tokenizer_fingerprint()
 
@@ -112,13 +109,14 @@ class LexicalFiles:
     def generation(self) -> str | None:
         """The generation the files reflect, or None when absent or unreadable."""
         try:
-            head = json.loads((self.dir / _INDEX).read_text(encoding="utf-8"))
+            head = json.loads((self.dir / INDEX_FILE).read_text(encoding="utf-8"))
             return str(head["generation"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def load(self) -> Loaded | None:
-        """The index as saved, or None (and a log line) if absent, corrupt or stale.
+    def load(self, *, quiet: bool = False) -> Loaded | None:
+        """The index as saved, or None (and a log line) if absent, corrupt or stale
+        (``quiet``: damage logged at INFO, when a warning was given already).
 
         An ingest that switches ``index.json`` while this reads deletes the segments it
         replaced; the files are then read again (what the ingest wrote) rather than taken
@@ -126,9 +124,9 @@ class LexicalFiles:
         for _ in range(_READ_TRIES):
             raw = b""
             try:
-                raw = (self.dir / _INDEX).read_bytes()
+                raw = (self.dir / INDEX_FILE).read_bytes()
                 head = json.loads(raw)
-                if not _made_here(head):
+                if not made_here(head):
                     log.info("lexical index at %s: another version's; rebuilding", self.dir)
                     return None
                 segments, live = [], []
@@ -144,14 +142,28 @@ class LexicalFiles:
                 if raw and self._head_changed(raw):
                     log.info("lexical index at %s changed while read; reading it again", self.dir)
                     continue
-                if raw or not isinstance(err, FileNotFoundError):  # else: none saved yet
-                    log.warning("lexical index at %s is unreadable (%s); rebuilding", self.dir, err)
+                level = logging.INFO if quiet else logging.WARNING
+                if raw or not isinstance(err, FileNotFoundError):
+                    why = f"is unreadable ({err})"
+                    log.log(level, "lexical index at %s %s; rebuilding", self.dir, why)
+                elif self._manifest_has_documents():  # else: none saved yet
+                    log.log(level, "lexical index at %s is missing; rebuilding", self.dir)
                 return None
         return None
 
+    def _manifest_has_documents(self) -> bool:
+        try:
+            db = sqlite3.connect(f"{self.manifest_path.as_uri()}?mode=ro", uri=True)
+            try:
+                return db.execute("SELECT 1 FROM docs LIMIT 1").fetchone() is not None
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return False
+
     def _head_changed(self, raw: bytes) -> bool:
         try:
-            return (self.dir / _INDEX).read_bytes() != raw
+            return (self.dir / INDEX_FILE).read_bytes() != raw
         except OSError:
             return True
 
@@ -184,6 +196,7 @@ class LexicalFiles:
                     return loaded
             except Exception:
                 log.warning("reading the lexical index on a thread failed", exc_info=True)
+            return self.load(quiet=True)  # the preload said what was wrong, once
         return self.load()
 
     # -- writing ---------------------------------------------------------------------------
@@ -198,9 +211,9 @@ class LexicalFiles:
                 segment = replace(segment, name=uuid.uuid4().hex[:16])
             crc = known.get(segment.name) or write_segment(self.dir, segment)
             entries.append(entry_of(segment, crc, np.flatnonzero(~alive).tolist()))
-        self._write_head(entries, generation, len(index))
+        self.write_head(entries, generation, len(index))
 
-    def _write_head(self, entries: list[dict[str, Any]], generation: str, chunks: int) -> None:
+    def write_head(self, entries: list[dict[str, Any]], generation: str, chunks: int) -> None:
         head = {
             "format": FORMAT,
             "tokenizer": tokenizer_fingerprint(),
@@ -208,8 +221,8 @@ class LexicalFiles:
             "chunks": chunks,
             "segments": entries,
         }
-        write_atomic(self.dir / _INDEX, json.dumps(head).encode())
-        keep = {_INDEX} | {f"{e['name']}.{kind}" for e in entries for kind in kinds(e)}
+        write_atomic(self.dir / INDEX_FILE, json.dumps(head).encode())
+        keep = {INDEX_FILE} | {f"{e['name']}.{kind}" for e in entries for kind in kinds(e)}
         for path in self.dir.iterdir():  # segments merged away or from a failed write
             if path.name not in keep and not path.name.startswith("."):
                 path.unlink(missing_ok=True)
@@ -219,7 +232,7 @@ class LexicalFiles:
         those are not read or written again, as segments never change; names of the
         segments saved in the layout before this one)."""
         try:
-            head = json.loads((self.dir / _INDEX).read_text(encoding="utf-8"))
+            head = json.loads((self.dir / INDEX_FILE).read_text(encoding="utf-8"))
             known = {
                 str(e["name"]): list(e["crc32"])
                 for e in head["segments"]
@@ -258,12 +271,12 @@ class LexicalFiles:
         differ; without an index or a manifest, a full rebuild from ``source``."""
         if index is None or not self.manifest_path.is_file():
             return LexicalIndex.build(source.all_chunks())
-        removed, fetch = self._delta(*(index.column(f) for f in ID_FIELDS))
+        removed, fetch = self.delta(*(index.column(f) for f in ID_FIELDS))
         if not removed and not fetch:
             return index
         return index.with_changes(source.get_chunks(fetch) if fetch else (), removed)
 
-    def _delta(
+    def delta(
         self, chunk_ids: Iterable[str], doc_ids: Iterable[str], paths: Iterable[str]
     ) -> tuple[list[str], list[str]]:
         """(chunk ids to remove, chunk ids to fetch): the documents whose path or chunks
@@ -281,45 +294,6 @@ class LexicalFiles:
             i for d, (p, ids) in wanted.items() if have.get(d) != (p, ids) for i in sorted(ids)
         ]
         return removed, fetch
-
-    def _append_update(self, source: ChunkSource, generation: str, *, fresh: bool = False) -> bool:
-        """Apply the manifest's changes by writing new segments and tombstones, reading
-        only the segments' id lists (``fresh``: as if there were no files yet); False
-        when a full load is needed instead (unusable files, no manifest, or enough
-        segments that they should be merged)."""
-        if not self.manifest_path.is_file():
-            return False
-        entries: list[dict[str, Any]] = []
-        if not fresh and (self.dir / _INDEX).exists():
-            try:
-                head = json.loads((self.dir / _INDEX).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return False
-            entries = head.get("segments", [])
-            if not _made_here(head) or len(entries) >= MAX_SEGMENTS:
-                return False
-        where: dict[str, tuple[int, int]] = {}  # live chunk id → (segment, position)
-        columns: dict[str, list[str]] = {f: [] for f in ID_FIELDS}
-        for s, entry in enumerate(entries):
-            ids = json.loads(read_file(self.dir, entry, "ids.json"))
-            dead = set(entry["deleted"])
-            for pos, chunk_id in enumerate(ids["chunk_id"]):
-                if pos not in dead:
-                    where[chunk_id] = (s, pos)
-                    for f in ID_FIELDS:
-                        columns[f].append(ids[f][pos])
-        removed, fetch = self._delta(*(columns[f] for f in ID_FIELDS))
-        for chunk_id in removed:
-            s, pos = where[chunk_id]
-            entries[s]["deleted"].append(pos)
-        # A segment per SEGMENT_CHUNKS chunks, each written before the next is read: an
-        # ingest's memory for BM25 is one segment's, however big the file it added.
-        for at in range(0, len(fetch), SEGMENT_CHUNKS):
-            segment = Segment.build(source.get_chunks(fetch[at : at + SEGMENT_CHUNKS]))
-            entries.append(entry_of(segment, write_segment(self.dir, segment), []))
-        entries = [e for e in entries if len(e["deleted"]) < e["chunks"]]
-        self._write_head(entries, generation, len(where) - len(removed) + len(fetch))
-        return True
 
     def refresh(
         self, source: ChunkSource, generation: str, current: LexicalIndex | None = None
@@ -343,14 +317,14 @@ class LexicalFiles:
                 if loaded.old_layout:  # once: the next load reads the texts lazily
                     with self.ingest_lock_if_free() as locked:
                         if locked:
-                            self._save_quietly(loaded.index, generation)
+                            self.save_quietly(loaded.index, generation)
                 return loaded.index
             index = self.sync(loaded.index if loaded else None, source)
             stale_on_disk = True
         if stale_on_disk:
             with self.ingest_lock_if_free() as locked:
                 if locked:
-                    self._save_quietly(index, generation)
+                    self.save_quietly(index, generation)
         return index
 
     def _await_ingest_files(self, generation: str) -> None:
@@ -373,8 +347,8 @@ class LexicalFiles:
         tombstones, this reads that segment and ``index.json``: comparing every document
         with the manifest instead grows with the number of documents."""
         try:
-            head = json.loads((self.dir / _INDEX).read_text(encoding="utf-8"))
-            if str(head.get("generation")) != generation or not _made_here(head):
+            head = json.loads((self.dir / INDEX_FILE).read_text(encoding="utf-8"))
+            if str(head.get("generation")) != generation or not made_here(head):
                 return None
             have = {s.name: s for s in current.segments}
             segments, live = [], []
@@ -391,31 +365,7 @@ class LexicalFiles:
             return None
         return LexicalIndex(segments, live, tok=current.tokenize)
 
-    def update_after_ingest(self, source: ChunkSource, generation: str) -> None:
-        """Bring the files in line after an ingest run (the caller holds the ingest lock):
-        one new segment for what was added, tombstones for what went; a full load (and
-        merge) only now and then."""
-        if self.generation() == generation:
-            return  # nothing changed (a damaged file is found and rebuilt by its reader)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        try:
-            if self._append_update(source, generation):
-                return
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
-            log.warning("lexical index at %s: %s; rebuilding", self.dir, err)
-        loaded = self.load()
-        if loaded is None:
-            if self._append_update(source, generation, fresh=True):
-                return  # no usable files: written anew, a segment at a time
-        elif len(loaded.index.segments) >= MAX_SEGMENTS:
-            # Merge what is saved into one segment first, so that the changes still go in a
-            # segment at a time (one segment of every chunk added was unbounded).
-            self._save_quietly(loaded.index.compacted(), loaded.generation)
-            if self._append_update(source, generation):
-                return
-        self._save_quietly(self.sync(loaded.index if loaded else None, source), generation)
-
-    def _save_quietly(self, index: LexicalIndex, generation: str) -> None:
+    def save_quietly(self, index: LexicalIndex, generation: str) -> None:
         try:
             self.save(index, generation)
         except OSError as err:  # a read-only data folder: the index still works from memory

@@ -26,6 +26,7 @@ from ingest.embeddings import IndexEmbeddings, make_embeddings
 from ingest.errors import IndexUnavailable, UsageError
 from ingest.errors import IngestLocked as IngestLocked  # re-exported
 from ingest.lexical_store import LexicalFiles
+from ingest.lexical_update import update_after_ingest
 from ingest.loaders import parse_document
 from ingest.lock import REBUILD_MARKER, ingest_lock
 from ingest.manifest import FileRow, Manifest
@@ -147,7 +148,7 @@ def _run_steps(run: Run, store: IndexStore, roots: list[Path], progress: Progres
         if run.changed or report.repaired:
             store.bump_generation()
         # The BM25 files follow, touching only the documents this run changed.
-        LexicalFiles(run.settings.data_dir).update_after_ingest(store, store.generation())
+        update_after_ingest(LexicalFiles(run.settings.data_dir), store, store.generation())
 
 
 def _ingest_files(run: Run, roots: list[Path], progress: Progress | None) -> None:

@@ -133,6 +133,10 @@ def chroma_problem(settings: IndexSettings) -> str | None:
     if settings.chroma_host:
         return None
     db = settings.chroma_dir / "chroma.sqlite3"
+    if not db.exists():
+        # Its vector folders without it: deleted under a running bot, or by hand.
+        folder = settings.chroma_dir
+        return f"{db} is missing" if folder.is_dir() and any(folder.iterdir()) else None
     problem = store_problem(db)
     return None if problem is None else f"{db} is damaged ({problem})"
 

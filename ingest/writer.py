@@ -26,7 +26,7 @@ from ingest import runlog
 from ingest.embeddings import IndexEmbeddings
 from ingest.hostile import flagged_sentences
 from ingest.manifest import FileRow, Manifest
-from ingest.repair import chroma_alive, delete_present, lost_index
+from ingest.repair import chroma_alive, chroma_damage, delete_present, lost_index
 from ingest.scan import Candidate
 from ingest.sentence_vectors import embed_chunks
 from ingest.settings import IndexSettings
@@ -145,10 +145,7 @@ class Run:
         try:
             self._write_group(self.store, items)
         except Exception as err:
-            if not chroma_alive(self.store):
-                raise lost_index(
-                    self.settings, f"writing {items[0].files[0][0].display}", err
-                ) from err
+            self._stop_if_index_lost(items[0].files[0][0].display, err)
             if len(items) > 1:
                 for q in items:
                     self._write([q])
@@ -160,6 +157,17 @@ class Run:
                 self.report.results.append(FileResult(cand.display, Outcome.FAILED, reason))
             return
         self.changed = True
+
+    def _stop_if_index_lost(self, display: str, err: Exception) -> None:
+        """Raise IndexUnavailable when a failed write means the index itself is gone (its
+        files damaged or deleted, or the server lost), not one file's problem: that stops
+        the run with one line naming it, rather than failing every file after it."""
+        if self.store is None:
+            return
+        if (damage := chroma_damage(self.settings, f"writing {display}")) is not None:
+            raise damage from err
+        if not chroma_alive(self.store):
+            raise lost_index(self.settings, f"writing {display}", err) from err
 
     def _write_group(self, store: IndexStore, items: list[Queued]) -> None:
         self.manifest.add_pending({q.doc.doc_id: [c.chunk_id for c in q.chunks] for q in items})
@@ -282,8 +290,7 @@ class Run:
             self._fail_streamed(doc_id, files, str(err), maybe_unready=True)
             return
         except Exception as err:
-            if self.store is not None and not chroma_alive(self.store):
-                raise lost_index(self.settings, f"writing {files[0][0].display}", err) from err
+            self._stop_if_index_lost(files[0][0].display, err)
             reason = f"could not embed or store: {type(err).__name__}: {err}"
             self._fail_streamed(doc_id, files, reason)
             return

@@ -63,7 +63,7 @@ def embeddings(model_dir: Path) -> LocalEmbeddings:
 
 
 # What names the damage: `briefing doctor`'s report, or the warning of whoever reads the
-# file. (Deleted BM25 files are rebuilt without a word, as before any was saved.)
+# file.
 SAID = {
     ("state", "garbled"): "was damaged",
     ("state", "truncated"): "was damaged",
@@ -71,10 +71,10 @@ SAID = {
     ("state", "deleted-old-backup"): "was missing",
     ("chroma", "garbled"): "is damaged",
     ("chroma", "truncated"): "is damaged",
-    ("chroma", "deleted"): "lacks the chunks of 2 documents",
+    ("chroma", "deleted"): "is missing",
     ("bm25", "garbled"): "is unreadable",
     ("bm25", "truncated"): "is unreadable",
-    ("bm25", "deleted"): "",
+    ("bm25", "deleted"): "is missing",
     ("backup", "garbled"): "is unreadable",
     ("backup", "truncated"): "is unreadable",
     ("backup", "deleted"): "was missing",
@@ -82,15 +82,14 @@ SAID = {
 
 
 # What the admins are told while the bot runs on a damaged store, in one message naming
-# the file ("": nothing, the bot goes on working). (A deleted chroma.sqlite3 makes the
-# drop fail as "could not embed or store: ... readonly database"; told once it is back.)
+# the file ("": nothing, the bot goes on working).
 DURING = {
     ("state", "garbled"): "Notices and digests stopped",
     ("state", "truncated"): "Notices and digests stopped",
     ("state", "deleted"): "was deleted or replaced while the bot ran",
     ("chroma", "garbled"): "The folder watcher stopped",
     ("chroma", "truncated"): "The folder watcher stopped",
-    ("chroma", "deleted"): "",
+    ("chroma", "deleted"): "The folder watcher stopped",
     ("bm25", "garbled"): "",
     ("bm25", "truncated"): "",
     ("bm25", "deleted"): "",
@@ -195,8 +194,8 @@ async def check_a_drop_is_told_once(
     admin_seen, alice_seen = seen or (len(fake.sent(ADMIN)), len(fake.sent(ALICE)))
     if seen is None:
         shutil.copy(VALLEY, settings.documents_dir)
-    notice = await told(fake, ADMIN, admin_seen, VALLEY.name, 30)
-    assert "Documents folder" in notice["text"]
+    notice = await told(fake, ADMIN, admin_seen, "Documents folder", 30)
+    assert VALLEY.name in notice["text"]  # (a stop message may name it too: "while writing")
     digest = await told(fake, ALICE, alice_seen, "Valley water plan adopted", 30)
     await asyncio.sleep(1.0)  # a second notice or a stale digest would be queued by now
     assert "Shanghai" not in digest["text"] and "Qingdao" not in digest["text"]  # nothing old

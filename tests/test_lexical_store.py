@@ -186,6 +186,29 @@ def test_corrupt_or_stale_files_are_rebuilt(
     assert reloaded is not None and reloaded.generation == "g1"
 
 
+def test_damaged_files_are_named_once_when_a_preload_found_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: the preload thread and the first refresh each warned about the same files."""
+    chunks = corpus(12)
+    files = LexicalFiles(tmp_path)
+    files.save(LexicalIndex.build(chunks), "g1")
+    (files.dir / "index.json").write_text("{garbled")
+    fresh = LexicalFiles(tmp_path)
+
+    class Source:
+        def all_chunks(self) -> list[IndexedChunk]:
+            return list(chunks)
+
+        def get_chunks(self, ids: object) -> list[IndexedChunk]:
+            return []
+
+    fresh.preload()
+    fresh.refresh(Source(), "g1")
+    warned = [r for r in caplog.records if r.levelname == "WARNING" and "lexical" in r.message]
+    assert len(warned) == 1 and "is unreadable" in warned[0].message
+
+
 def test_columns_parse_as_json_reads_them() -> None:
     values = {"title": ["克什米尔 “Q3”", None], "page": [1, 2**70], "x": [float("nan"), 1.5]}
     raw = json.dumps(values, ensure_ascii=False).encode()  # NaN and 2**70: orjson refuses
@@ -243,9 +266,9 @@ def test_an_ingest_writes_its_chunks_a_segment_at_a_time(
     """A big file's BM25 terms are built and written SEGMENT_CHUNKS chunks at a time, so an
     ingest never holds them all; on damaged files too. Before: one segment of every chunk
     added, built in memory (the largest part of a big file's peak memory)."""
-    import ingest.lexical_store
+    import ingest.lexical_update
 
-    monkeypatch.setattr(ingest.lexical_store, "SEGMENT_CHUNKS", 5)
+    monkeypatch.setattr(ingest.lexical_update, "SEGMENT_CHUNKS", 5)
     docs = tmp_path / "docs"
     docs.mkdir()
     for i in range(4):
@@ -273,7 +296,7 @@ def test_an_ingest_writes_its_chunks_a_segment_at_a_time(
     check()
     # Many segments: what is saved is merged into one first, and the new chunks still go
     # in segment-wise (before: all of them built as one segment in memory).
-    monkeypatch.setattr(ingest.lexical_store, "MAX_SEGMENTS", 2)
+    monkeypatch.setattr(ingest.lexical_update, "MAX_SEGMENTS", 2)
     paragraphs = [f"Ferry {p} carried {p * 13} passengers to the outer islands." for p in range(40)]
     (docs / "note-9.txt").write_text("Ferry note\n\n" + "\n\n".join(paragraphs))
     report = run_ingest(settings, embeddings=embeddings)
