@@ -102,22 +102,26 @@ class Segment:
     @classmethod
     def build(cls, chunks: Sequence[IndexedChunk], tok: Tokenize = tokenize) -> Segment:
         vocab: dict[str, int] = {}
-        ids = array("q")  # term ids: 8 bytes each, where a list holds an int object each
+        # Each chunk's (term, count) pairs, in chunk order, as 4-byte arrays: a few bytes
+        # per distinct term of a chunk, where sorting (term, chunk) keys of every word took
+        # some 40 bytes a word (the largest part of a big file's peak memory).
+        term_of, doc_of, tf_of = array("i"), array("i"), array("f")
         lengths: list[int] = []
-        for terms in chunk_terms(chunks, tok):
+        for position, terms in enumerate(chunk_terms(chunks, tok)):
             lengths.append(len(terms))
-            ids.extend([vocab.setdefault(t, len(vocab)) for t in terms])
-        n = len(chunks)
-        term_of = np.frombuffer(ids, dtype=np.int64) if ids else np.zeros(0, np.int64)
-        doc_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        # One sort of (term, chunk) keys gives term-major postings with their counts.
-        keys, counts = np.unique(term_of * max(n, 1) + doc_of, return_counts=True)
+            counts = Counter([vocab.setdefault(t, len(vocab)) for t in terms])
+            term_of.extend(counts.keys())
+            doc_of.extend(itertools.repeat(position, len(counts)))
+            tf_of.extend(counts.values())
+        term_ids = np.frombuffer(term_of, dtype=np.int32)
+        # A stable sort by term keeps each term's chunks in ascending order.
+        order = np.argsort(term_ids, kind="stable")
         return cls(
             chunks=tuple(chunks),
             terms=tuple(vocab),
-            indptr=_indptr(keys // max(n, 1), len(vocab)),
-            docs=(keys % max(n, 1)).astype(np.int32),
-            tfs=counts.astype(np.float32),
+            indptr=_indptr(term_ids, len(vocab)),
+            docs=np.frombuffer(doc_of, dtype=np.int32)[order],
+            tfs=np.frombuffer(tf_of, dtype=np.float32)[order],
             lengths=np.asarray(lengths, dtype=np.int32),
         )
 
@@ -130,8 +134,8 @@ def sorted_term_order(terms: Sequence[str]) -> npt.NDArray[np.int32]:
     return np.asarray(sorted(range(len(terms)), key=terms.__getitem__), dtype=np.int32)
 
 
-def _indptr(sorted_terms: npt.NDArray[np.int64], n_terms: int) -> npt.NDArray[np.int64]:
-    counts = np.bincount(sorted_terms, minlength=n_terms) if n_terms else np.zeros(0, np.int64)
+def _indptr(term_ids: npt.NDArray[np.integer[Any]], n_terms: int) -> npt.NDArray[np.int64]:
+    counts = np.bincount(term_ids, minlength=n_terms) if n_terms else np.zeros(0, np.int64)
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 

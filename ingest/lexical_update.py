@@ -20,9 +20,9 @@ from ingest.lexical_store import INDEX_FILE, ChunkSource, LexicalFiles, made_her
 
 log = logging.getLogger(__name__)
 
-# Chunks per segment an ingest writes (about 20 MB of text): what BM25 holds in memory at
+# Chunks per segment an ingest writes (about 10 MB of text): what BM25 holds in memory at
 # once while a big file is added.
-SEGMENT_CHUNKS = 20_000
+SEGMENT_CHUNKS = 10_000
 
 
 def update_after_ingest(files: LexicalFiles, source: ChunkSource, generation: str) -> None:
