@@ -77,8 +77,9 @@ def test_a_file_in_one_legacy_encoding_is_still_guessed_whole() -> None:
     assert decode_text(text.encode("gbk")) == text
 
 
+@pytest.mark.parametrize("stream_file_mb", [50.0, 0.001], ids=["read-whole", "in-sections"])
 def test_a_big_document_killed_mid_way_resumes_after_what_was_embedded(
-    tmp_path: Path, model_dir: Path, embeddings: LocalEmbeddings
+    tmp_path: Path, model_dir: Path, embeddings: LocalEmbeddings, stream_file_mb: float
 ) -> None:
     """Before: the chunks a killed run had embedded were removed and the next run embedded
     the whole document again (a kill lost everything done on a big file)."""
@@ -96,7 +97,10 @@ def test_a_big_document_killed_mid_way_resumes_after_what_was_embedded(
         for i in range(160)
     ]
     (docs / "big.txt").write_text("Harbour annual report\n\n" + "\n\n".join(paragraphs))
-    options = {"chunk_tokens": 64, "chunk_overlap_tokens": 0, "embed_batch_size": 8}
+    options = {
+        "chunk_tokens": 64, "chunk_overlap_tokens": 0, "embed_batch_size": 8,
+        "stream_file_mb": stream_file_mb,  # the big file read whole, or in sections
+    }  # fmt: skip
     settings = make_settings(tmp_path / "data", model_dir, documents_dir=docs, **options)
     kept = kill_mid_document(settings, options, tmp_path)
 

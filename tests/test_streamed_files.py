@@ -1,6 +1,7 @@
 """A big text file read in sections (issue 18, case 8): memory stays that of one section,
-the chunks keep the offsets of the whole document, a stopped run keeps what it stored, and
-a file that turns out bad or changes while it is read leaves nothing behind.
+the chunks keep the offsets of the whole document, a stopped run keeps what it stored (and
+a killed one too: ``tests/test_big_files.py``), and a file that turns out bad or changes
+while it is read leaves nothing behind.
 
 The section size is made small here so that a few kilobytes make many sections; the
 bounded memory itself is measured by ``bench/ingest_memory.py`` (RSS is not asserted)."""
@@ -8,7 +9,6 @@ bounded memory itself is measured by ``bench/ingest_memory.py`` (RSS is not asse
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from tests.conftest import make_settings
 from tests.test_ingest_crash import check_consistent
 
 SECTION = 2_000  # bytes per section in these tests
-REAL_SECTION = ingest.stream.SECTION_BYTES
 
 
 @pytest.fixture(scope="module")
@@ -173,34 +172,6 @@ def test_each_section_is_decoded_on_its_own_when_the_encoding_changes(tmp_path: 
     assert "officials said in note 39." in text
     assert "青岛市第199区港口吞吐量增长199%。" in text
     assert not any("\ufffd" in s.text for s in sections)
-
-
-def test_a_streamed_file_killed_mid_way_resumes_after_what_was_stored(
-    tmp_path: Path, model_dir: Path, embeddings: LocalEmbeddings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from tests.test_big_files import kill_mid_document
-
-    # The killed run is another process: the sections must be cut as it cut them.
-    monkeypatch.setattr(ingest.stream, "SECTION_BYTES", REAL_SECTION)
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "big.txt").write_text("Harbour annual report\n\n" + "\n\n".join(paragraphs(160)))
-    options = {
-        "chunk_tokens": 64, "chunk_overlap_tokens": 0, "embed_batch_size": 8,
-        "stream_file_mb": 0.001,
-    }  # fmt: skip
-    settings = make_settings(tmp_path / "data", model_dir, documents_dir=docs, **options)
-    kept = kill_mid_document(settings, options, tmp_path)
-
-    report = run_ingest(settings, embeddings=embeddings)
-
-    (added,) = report.results
-    assert added.chunks > kept >= 24
-    assert report.embedded_chunks == added.chunks - kept  # only what was left
-    check_consistent(settings, embeddings)
-    with sqlite3.connect(settings.manifest_path) as db:
-        assert db.execute("SELECT COUNT(*) FROM partial").fetchone()[0] == 0
 
 
 def test_a_budgeted_run_leaves_the_rest_of_a_big_file_to_the_next_run(
