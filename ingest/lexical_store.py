@@ -9,10 +9,10 @@ after the segment files are written, so a reader sees the old state or the new o
 
 Ingest (which holds the ingest lock) updates it after each run (``ingest.lexical_update``)
 by comparing it with the manifest document by document: only added, changed or removed
-documents are touched, so one new file costs time in proportion to that file. A reader whose files are missing,
-corrupt, built by another tokeniser or stale rebuilds once (in memory, and on disk when
-no ingest is running) and caches the result; a Chroma-server replica without the
-manifest rebuilds from Chroma whenever the generation moves.
+documents are touched, so one new file costs time in proportion to that file. A reader
+whose files are missing, corrupt, built by another tokeniser or stale rebuilds once (in
+memory, and on disk when no ingest is running) and caches the result; a Chroma-server
+replica without the manifest rebuilds from Chroma whenever the generation moves.
 """
 
 from __future__ import annotations
