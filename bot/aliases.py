@@ -85,9 +85,7 @@ def with_aliases(text: str, *, chinese: bool = True) -> str:
     def add(m: re.Match[str]) -> str:
         group = _group(m)
         extra = group if group in PLACES else group[:1]
-        others = [
-            f for f in extra if f.lower() != m.group().lower() and (chinese or f.isascii())
-        ]
+        others = [f for f in extra if f.lower() != m.group().lower() and (chinese or f.isascii())]
         return " ".join([m.group(), *others]) + " " if others else m.group()
 
     return pattern.sub(add, text)

@@ -32,8 +32,7 @@ _CAP_WORD = r"(?:\d+[A-Z][A-Za-z0-9&'’.-]*|[a-z]?[A-Z][A-Za-z0-9&'’.-]*[A-Za
 # A number right after a name is part of it ("County 7", "Line 12"), a year is not.
 _NAME_NUMBER = r"(?:\s+(?!(?:19|20)\d\d\b)\d{1,4}\b(?![.,]\d))?"
 _CAP_RUN_RE = re.compile(
-    rf"{_CAP_WORD}(?:(?::\s*|\s+)(?:of\s+the\s+|of\s+|de\s+|the\s+)?{_CAP_WORD})*"
-    + _NAME_NUMBER
+    rf"{_CAP_WORD}(?:(?::\s*|\s+)(?:of\s+the\s+|of\s+|de\s+|the\s+)?{_CAP_WORD})*" + _NAME_NUMBER
 )
 _ACRONYM_RE = re.compile(r"\b(?:[A-Z]\.){2,}")
 # "FY2022", "Q2", "H1", "FY23": periods, not names.
