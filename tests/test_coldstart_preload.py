@@ -31,9 +31,9 @@ class Reads:
         self.threads: list[str] = []
         real = LexicalFiles.load
 
-        def load(files: LexicalFiles) -> Loaded | None:
+        def load(files: LexicalFiles, *, quiet: bool = False) -> Loaded | None:
             self.threads.append(threading.current_thread().name)
-            return real(files)
+            return real(files, quiet=quiet)
 
         monkeypatch.setattr(LexicalFiles, "load", load)
 

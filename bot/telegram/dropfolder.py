@@ -316,10 +316,15 @@ class DropFolder:
                 f"{path} was deleted or replaced while the bot ran; restart the bot "
                 "(followed topics come back from their backup copy)"
             )
+        # A connection of its own each round: a long-lived one reads from its page cache
+        # and can miss a file damaged under it (nothing in the WAL says it changed).
+        db = connect(path)
         try:
-            return runlog.read_after(self._log_db(), self._told)
+            return runlog.read_after(db, self._told)
         except sqlite3.DatabaseError as err:
             raise damaged(path, err) from None
+        finally:
+            db.close()
 
     def _log_db(self) -> sqlite3.Connection:
         if self._state is None:
