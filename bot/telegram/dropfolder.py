@@ -15,16 +15,14 @@
      documents at once;
    - matches every followed topic against the documents new since the last digest
      (``bot.follow``) and sends each chat with a match one digest.
-   The teller's rounds run on python-telegram-bot's ``JobQueue``: each schedules the next
-   (``poll_s``, or the backoff after a failure), and the watcher's runs bring the next
-   one forward.
-   The last run told and the documents followers were told about are stored in the
-   store of record once the messages have gone out: a restart neither resends nor loses a
-   run, and runs made while the bot was down are told when it starts. A notice is sent
-   once: what was sent is remembered in memory even when storing it fails. A failure backs
-   off (``BACKOFF_FIRST_S`` doubling to ``BACKOFF_MAX_S``) and is logged once per change of
-   state; a damaged store stops the telling with one message to the notify chats, naming
-   the file and ``briefing doctor``.
+   Rounds run on PTB's ``JobQueue``, each scheduling the next (``poll_s``, or the backoff
+   after a failure); the watcher's runs bring the next one forward. The last run told and
+   the documents followers were told about are stored once the messages have gone out: a
+   restart neither resends nor loses a run, and runs made while the bot was down are told
+   when it starts. A notice is sent once (what was sent is remembered in memory even when
+   storing it fails). A failure backs off (``BACKOFF_FIRST_S`` doubling to
+   ``BACKOFF_MAX_S``) and is logged once per change of state; a damaged store stops the
+   telling with one message to the notify chats, naming the file and ``briefing doctor``.
 
 Only one bot process per ``DATA_DIR`` tells (it holds ``DATA_DIR/notifier.lock``); another
 one sharing the folder stays quiet and takes over if the first one stops.
