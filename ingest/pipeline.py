@@ -314,16 +314,7 @@ def _take_oldest(run: Run, in_flight: dict[str, _Parsing]) -> None:
                 run.flush()
             return
         reason = "no text to index"
-    recent = time.time() - run.retry_recent_s
-    for cand, outcome in job.files:
-        if load_error and cand.mtime_ns / 1e9 > recent:  # maybe half-written: try again
-            run.report.results.append(
-                FileResult(cand.display, Outcome.UNCHANGED, f"{NOT_READY}: {reason}")
-            )
-            continue
-        kept = load_error and outcome is Outcome.UPDATED
-        note = f"{reason}; the previous version stays indexed" if kept else reason
-        run.report.results.append(FileResult(cand.display, Outcome.FAILED, note))
+    run.report_unreadable(job.files, reason, load_error=load_error)
 
 
 def _reuse_content(

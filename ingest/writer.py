@@ -158,6 +158,21 @@ class Run:
             return
         self.changed = True
 
+    def report_unreadable(
+        self, files: list[tuple[Candidate, Outcome]], reason: str, *, load_error: bool
+    ) -> None:
+        """Report files whose content could not be indexed. One that failed to load while
+        still recent may be half-written: left for a later run as not ready, not failed."""
+        recent = time.time() - self.retry_recent_s
+        for cand, outcome in files:
+            if load_error and cand.mtime_ns / 1e9 > recent:
+                note = f"{NOT_READY}: {reason}"
+                self.report.results.append(FileResult(cand.display, Outcome.UNCHANGED, note))
+                continue
+            kept = load_error and outcome is Outcome.UPDATED
+            note = f"{reason}; the previous version stays indexed" if kept else reason
+            self.report.results.append(FileResult(cand.display, Outcome.FAILED, note))
+
     def _stop_if_index_lost(self, display: str, err: Exception) -> None:
         """Raise IndexUnavailable when a failed write means the index itself is gone (its
         files damaged or deleted, or the server lost), not one file's problem: that stops
@@ -348,12 +363,4 @@ class Run:
             if stored:
                 self._forget(doc_id, stored)
                 self.changed = True
-        recent = time.time() - self.retry_recent_s
-        for cand, outcome in files:
-            if maybe_unready and cand.mtime_ns / 1e9 > recent:  # maybe still being written
-                note = f"{NOT_READY}: {reason}"
-                self.report.results.append(FileResult(cand.display, Outcome.UNCHANGED, note))
-                continue
-            kept = outcome is Outcome.UPDATED
-            note = f"{reason}; the previous version stays indexed" if kept else reason
-            self.report.results.append(FileResult(cand.display, Outcome.FAILED, note))
+        self.report_unreadable(files, reason, load_error=maybe_unready)
