@@ -25,7 +25,14 @@ import pytest
 
 from bot.dates import DateIntent
 from bot.lexical import LexicalIndex
-from bot.restricted import ChunkFilter, date_where, focus_where, passes_date_where, search_among
+from bot.restricted import (
+    ChunkFilter,
+    LexicalScores,
+    date_where,
+    focus_where,
+    passes_date_where,
+    search_among,
+)
 from bot.retrieval import Retriever
 from bot.types import Hit
 from ingest.embeddings import LocalEmbeddings
@@ -231,17 +238,35 @@ def test_retrieval_fuses_the_same_lists_as_with_where_filters(
             for window in [None, *WINDOWS]:
                 got = new._fused("revenue passage", vector, lexical, window, {}, focus)
                 want = old._fused("revenue passage", vector, lexical, window, {}, focus)
-                if window is not None and not focus and _dense_list(got) != _dense_list(want):
+                if window is not None and _dense_list(got) != _dense_list(want):
                     # A window's list came from Chroma's unfiltered top 4×k, which now and
                     # then misses a neighbour (its graph differs between builds); the new
-                    # path ranks a small window exactly. It must be the exact list, then.
+                    # path ranks a small window exactly. It must be the exact list, then,
+                    # and the lists within the named documents (if any) must still agree.
                     exact = _exact_window_list(store, vector, window)
                     assert _dense_list(got) == exact != _dense_list(want)
+                    assert _focused_ids(new, focus, vector, lexical, window) == _focused_ids(
+                        old, focus, vector, lexical, window
+                    ), (focus, window)
                     continue
                 assert [(h.chunk_id, h.dense_rank, h.lexical_rank) for h in got] == [
                     (h.chunk_id, h.dense_rank, h.lexical_rank) for h in want
                 ], (focus, window)
                 assert [h.score for h in got] == pytest.approx([h.score for h in want])
+
+
+def _focused_ids(
+    retriever: Retriever,
+    focus: frozenset[str],
+    vector: list[float],
+    lexical: LexicalIndex,
+    window: DateIntent,
+) -> tuple[list[str], list[str]]:
+    """The dense and BM25 lists within the named documents, as ids."""
+    allowed = retriever.chunk_filter(lexical).lexical_allowed(window)
+    scores = LexicalScores(lexical, "revenue passage")
+    dense, bm25 = retriever._focused_lists(focus, vector, lexical, window, allowed, scores)
+    return _ids(dense), _ids(bm25)
 
 
 def _dense_list(hits: Sequence[Hit]) -> list[str]:
@@ -286,7 +311,6 @@ def test_the_unfiltered_list_is_chromas_with_the_bm25_indexs_chunks(
 
 
 def test_bm25_scored_once_searches_as_the_index_does() -> None:
-    from bot.restricted import LexicalScores
     from tests.conftest import EXAMPLES
 
     texts = [p for f in sorted(EXAMPLES.iterdir()) for p in f.read_text("utf-8").split("\n\n")]
