@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from bot.telegram.app import STATE_DAMAGED, polite_reply
 from bot.telegram.dropfolder import DropFolder
 from bot.telegram.notify import Outbox
 from ingest.pipeline import run_ingest
-from ingest.state import StoreDamaged
+from ingest.state import StoreDamaged, connect
 from tests.conftest import EXAMPLES
 from tests.fake_telegram import FakeTelegram
 from tests.test_dropfolder import told
@@ -123,15 +124,16 @@ def test_follow_up_context_survives_a_restart(tmp_path: Path) -> None:
     assert expired.get("42") == []
 
 
-@pytest.mark.parametrize("how", ["garbled", "truncated"])
-async def test_chat_state_on_a_store_damaged_under_the_bot_is_named(
+@pytest.mark.parametrize("how", ["garbled", "truncated", "deleted"])
+async def test_chat_state_on_a_store_damaged_under_the_bot_is_named_once_and_kept(
     tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Chat state written to a store damaged while the bot runs: PTB's writes name the
-    file (before: a bare DatabaseError); follow-up context that cannot be saved is logged
-    once, and the answer it belongs to is still given."""
+    """Chat state written to a store damaged while the bot runs: one warning naming the
+    file per writer (before: PTB's error handler at every flush, every 10 s), the answer
+    still given, and the writes kept until a repair replaces the file; then one line,
+    and the new file holds them."""
     from bot.telegram.context import ChatData
-    from bot.telegram.persistence import PersistentHistory, StatePersistence
+    from bot.telegram.persistence import CHAT, HISTORY, PersistentHistory, StatePersistence
 
     state = tmp_path / "state.sqlite"
     history = PersistentHistory(state, turns=2, ttl_s=1800)
@@ -142,11 +144,52 @@ async def test_chat_state_on_a_store_damaged_under_the_bot_is_named(
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     damage(state, how)
 
-    with pytest.raises(StoreDamaged, match="briefing doctor") as caught:
+    for flush in range(5):  # PTB's flushes, each writing what changed
         await persistence.update_chat_data(7, ChatData())
-    assert str(state) in str(caught.value)
+        await persistence.update_callback_data(([], {f"button {flush}": "answer"}))
     history.add("new", "And exports?")  # does not raise: the answer goes out
     history.add("newer", "And imports?")
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 1 and str(state) in warnings[0], warnings
+    assert len(warnings) == 2, warnings  # one for chat state, one for follow-up context
+    assert all(str(state) in w and "briefing doctor" in w for w in warnings), warnings
     assert history.get("new") == ["And exports?"]  # in memory for this run
+    assert persistence.writer.unsaved() == 2 and history.writer.unsaved() == 2
+
+    # `briefing doctor` replaces the file under the running bot (a new inode).
+    repaired = tmp_path / "repaired" / "state.sqlite"
+    repaired.parent.mkdir()
+    connect(repaired).close()
+    state.with_name(state.name + "-wal").unlink(missing_ok=True)
+    state.with_name(state.name + "-shm").unlink(missing_ok=True)
+    os.replace(repaired, state)
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    await persistence.update_chat_data(8, ChatData())
+    history.add("newest", "And the trade surplus?")
+    again = [r.getMessage() for r in caplog.records if "saved again" in r.getMessage()]
+    assert len(again) == 2, again
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    with sqlite3.connect(state) as db:
+        rows = set(db.execute("SELECT kind, key FROM chat_state").fetchall())
+    db.close()
+    assert {(CHAT, "7"), (CHAT, "8"), ("callback", "cache")} <= rows
+    assert {(HISTORY, "new"), (HISTORY, "newer"), (HISTORY, "newest")} <= rows
+    assert persistence.writer.unsaved() == 0 and history.writer.unsaved() == 0
+
+
+async def test_chat_state_never_saved_is_named_at_shutdown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.telegram.context import ChatData
+    from bot.telegram.persistence import StatePersistence
+
+    state = tmp_path / "state.sqlite"
+    persistence = StatePersistence(state)
+    state.unlink()  # deleted under the bot, never repaired
+    await persistence.update_chat_data(1, ChatData())
+    await persistence.update_chat_data(2, ChatData())
+    assert not state.exists()  # not recreated beside the teller's own notice
+    await persistence.flush()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert "of 2 chats was not saved" in warnings[1] and str(state) in warnings[1]

@@ -10,7 +10,11 @@ What is kept: ``chat_data`` (``ChatData``: the last answer) and the callback dat
 inline buttons (``ShowPassages``: the answer each button belongs to). Values are pickled,
 as PTB's own ``PicklePersistence`` does; the table is the project's own file, written
 nowhere else. Not kept: ``bot_data`` (the running services) and ``user_data`` (unused).
-A damaged store stops the bot at start with one line naming it (StoreDamaged).
+A damaged store stops the bot at start with one line naming it (StoreDamaged). A store
+damaged, deleted or failing while the bot runs costs no answer and no flood of errors
+(``StateWriter``): one warning naming the file, the writes kept in memory and tried again
+at each of PTB's flushes (reopening the file once a repair has replaced it), and one line
+when they are saved again.
 
 Follow-up context lives in the answering service (``bot.history.History``, keyed by
 conversation, not by PTB's chat), so PTB's machinery cannot carry it: ``PersistentHistory``
@@ -35,7 +39,7 @@ from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from bot.history import History
 from bot.telegram.context import BotData, ChatData
-from ingest.state import connect, damaged
+from ingest.state import StoreDamaged, connect, damaged
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,93 @@ CHAT = "chat"
 CALLBACK = "callback"
 HISTORY = "history"
 UPDATE_INTERVAL_S = 10.0  # PTB writes changed chat state this often (and at shutdown)
+
+
+class StateWriter:
+    """Writes to the ``chat_state`` table that a damaged store does not turn into an error
+    at every write: the first failure is logged once (naming the file and the command that
+    repairs it), the writes are kept in memory, and each later write tries them all again
+    — on a fresh connection once the file was replaced (``briefing doctor`` rebuilds it
+    under the running bot), never on a file deleted under it (that would start an empty
+    store beside the teller's own notice). One line says when they are saved again."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        self.what = what  # what is not saved, for the log: "chat state", "follow-up context"
+        self._db = connect(path)
+        self._inode = path.stat().st_ino
+        self._lock = threading.Lock()
+        self._unsaved: dict[tuple[str, str], bytes | None] = {}  # None: to be deleted
+        self.failing = False
+
+    def rows(self, kind: str) -> list[tuple[str, bytes]]:
+        """The stored rows of ``kind``; StoreDamaged (naming the file) if unreadable."""
+        with self._lock:
+            try:
+                return self._db.execute(
+                    "SELECT key, data FROM chat_state WHERE kind=?", (kind,)
+                ).fetchall()
+            except sqlite3.DatabaseError as err:
+                raise damaged(self.path, err) from None
+
+    def write(self, kind: str, key: str, data: bytes | None) -> None:
+        """Store ``data`` under (kind, key), or delete it (None); never raises."""
+        with self._lock:
+            self._unsaved[kind, key] = data
+            try:
+                self._reopen_if_replaced()
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for (k, name), value in self._unsaved.items():
+                        if value is None:
+                            self._db.execute(
+                                "DELETE FROM chat_state WHERE kind=? AND key=?", (k, name)
+                            )
+                        else:
+                            self._db.execute(
+                                "INSERT OR REPLACE INTO chat_state(kind, key, data) "
+                                "VALUES (?, ?, ?)",
+                                (k, name, value),
+                            )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except (sqlite3.DatabaseError, StoreDamaged, OSError) as err:
+                if not self.failing:
+                    problem = err if isinstance(err, StoreDamaged) else damaged(self.path, err)
+                    log.warning("%s is not saved: %s", self.what, problem)
+                self.failing = True
+                return
+            self._unsaved.clear()
+            if self.failing:
+                log.info("%s is saved again in %s", self.what, self.path)
+            self.failing = False
+
+    def _reopen_if_replaced(self) -> None:
+        """Follow the file to a new inode (a repair replaced it); FileNotFoundError while
+        it is gone (the writes wait in memory)."""
+        inode = self.path.stat().st_ino
+        if inode == self._inode:
+            return
+        fresh = connect(self.path)  # checks the new file's integrity
+        self._db.close()
+        self._db, self._inode = fresh, inode
+
+    def unsaved(self) -> int:
+        with self._lock:
+            return len(self._unsaved)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._unsaved:
+                log.warning(
+                    "%s of %d chats was not saved to %s: it is lost at this restart",
+                    self.what,
+                    len(self._unsaved),
+                    self.path,
+                )
+            self._db.close()
 
 
 class StatePersistence(BasePersistence[dict[Any, Any], ChatData, BotData]):
@@ -54,35 +145,16 @@ class StatePersistence(BasePersistence[dict[Any, Any], ChatData, BotData]):
             update_interval=update_interval,
         )
         self.path = path
-        self._db = connect(path)
-        self._lock = threading.Lock()
+        self.writer = StateWriter(path, "chat state")
 
     def _rows(self, kind: str) -> list[tuple[str, bytes]]:
-        with self._lock:
-            try:
-                return self._db.execute(
-                    "SELECT key, data FROM chat_state WHERE kind=?", (kind,)
-                ).fetchall()
-            except sqlite3.DatabaseError as err:
-                raise damaged(self.path, err) from None
+        return self.writer.rows(kind)
 
     def _put(self, kind: str, key: str, value: object) -> None:
-        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        with self._lock:
-            try:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO chat_state(kind, key, data) VALUES (?, ?, ?)",
-                    (kind, key, data),
-                )
-            except sqlite3.DatabaseError as err:  # damaged under the running bot: name it
-                raise damaged(self.path, err) from None
+        self.writer.write(kind, key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
     def _drop(self, kind: str, key: str) -> None:
-        with self._lock:
-            try:
-                self._db.execute("DELETE FROM chat_state WHERE kind=? AND key=?", (kind, key))
-            except sqlite3.DatabaseError as err:
-                raise damaged(self.path, err) from None
+        self.writer.write(kind, key, None)
 
     @staticmethod
     def _load(data: bytes, what: str) -> Any:
@@ -157,8 +229,7 @@ class StatePersistence(BasePersistence[dict[Any, Any], ChatData, BotData]):
         return None
 
     async def flush(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.writer.close()
 
 
 class PersistentHistory(History):
@@ -167,20 +238,12 @@ class PersistentHistory(History):
     def __init__(self, path: Path, turns: int, ttl_s: float) -> None:
         super().__init__(turns=turns, ttl_s=ttl_s)
         self.path = path
-        self._db = connect(path)
-        self._write = threading.Lock()
-        self._failing = False  # the last write failed (logged once)
+        self.writer = StateWriter(path, "follow-up context")
         self._restore()
 
     def _restore(self) -> None:
         now = time.time()
-        try:
-            rows = self._db.execute(
-                "SELECT key, data FROM chat_state WHERE kind=?", (HISTORY,)
-            ).fetchall()
-        except sqlite3.DatabaseError as err:
-            raise damaged(self.path, err) from None
-        for conversation, data in rows:
+        for conversation, data in self.writer.rows(HISTORY):
             try:
                 saved = json.loads(data)
                 stamp, questions = float(saved["at"]), [str(q) for q in saved["questions"]]
@@ -195,26 +258,9 @@ class PersistentHistory(History):
         if conversation is None:
             return
         saved = json.dumps({"at": time.time(), "questions": self.get(conversation)})
-        self._save(
-            "INSERT OR REPLACE INTO chat_state(kind, key, data) VALUES (?, ?, ?)",
-            (HISTORY, conversation, saved.encode("utf-8")),
-        )
+        # A damaged store costs the context after a restart, not the answer being given.
+        self.writer.write(HISTORY, conversation, saved.encode("utf-8"))
 
     def forget(self, conversation: str) -> None:
         super().forget(conversation)
-        self._save("DELETE FROM chat_state WHERE kind=? AND key=?", (HISTORY, conversation))
-
-    def _save(self, sql: str, args: tuple[object, ...]) -> None:
-        """Write through to the store; a damaged store costs the context after a restart,
-        not the answer being given: logged once, and again once it works."""
-        with self._write:
-            try:
-                self._db.execute(sql, args)
-            except sqlite3.DatabaseError as err:
-                if not self._failing:
-                    log.warning("follow-up context is not saved: %s", damaged(self.path, err))
-                self._failing = True
-                return
-            if self._failing:
-                log.info("follow-up context is saved again")
-            self._failing = False
+        self.writer.write(HISTORY, conversation, None)
