@@ -144,7 +144,9 @@ async def test_question_answered_with_quote_and_citation(fake: FakeTelegram, bot
     assert reply["reply_markup"]["inline_keyboard"][0][0]["text"] == "Show quoted passages"
     assert (ALICE, "typing") in fake.chat_actions
     default_menu = {c["command"] for c in fake.commands['{"type": "default"}']}
-    assert default_menu == {"ask", "sources", "new", "follow", "following", "unfollow", "help"}
+    assert default_menu == {
+        "ask", "sources", "new", "trend", "follow", "following", "unfollow", "help"
+    }  # fmt: skip
 
 
 async def test_sources_button_and_command_show_that_answers_passages(

@@ -56,6 +56,7 @@ USER_COMMANDS = [
     BotCommand("ask", "Ask a question about the briefings"),
     BotCommand("sources", "Quoted passages of the last answer"),
     BotCommand("new", "Start a new conversation"),
+    BotCommand("trend", "A figure over time, charted and cited"),
     *FOLLOW_COMMANDS,
     BotCommand("help", "What I know and how to ask"),
 ]
