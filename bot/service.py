@@ -23,6 +23,7 @@ from bot.history import History
 from bot.retrieval import Retriever
 from bot.settings import Settings
 from bot.types import Answer, Hit
+from bot.untrusted import set_aside, set_aside_note
 from ingest.embeddings import IndexEmbeddings, LocalEmbeddings, make_embeddings
 from ingest.errors import BriefingError, IndexUnavailable
 from ingest.lexical_store import LexicalFiles
@@ -133,7 +134,10 @@ class AnswerService:
                 f"could not search the index: {type(err).__name__}: {err}"
             ) from err
         timings.update(retrieval.timings_ms)
-        hits = retrieval.hits
+        # A document that addresses a model is not evidence (bot.untrusted): set aside.
+        hits, aside = set_aside(retrieval.hits)
+        if (aside_note := set_aside_note(aside)) is not None:
+            notes.append(aside_note)
         answer_started = time.perf_counter()
         answer: Answer | None = None
         if self.llm is not None and hits and llm_failed is None:

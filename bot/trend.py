@@ -37,6 +37,7 @@ from bot.trend_text import (
     period_label,
 )
 from bot.types import Hit
+from bot.untrusted import set_aside, set_aside_note
 
 __all__ = ["Point", "Series", "Statement", "TopicError", "Trend", "build_trend", "find_trend",
            "is_trend_question", "statements", "topic_parts"]  # fmt: skip
@@ -251,8 +252,10 @@ def find_trend(lexical: LexicalIndex, topic: str) -> Trend:
     positions = candidate_chunks(lexical, entity, measure)
     found: list[Statement] = []
     memo: Memo = {}
-    for i in positions[:MAX_CHUNKS]:
-        found += statements(Hit(lexical.chunks[i], 0.0), entity, measure, memo)
+    # A document that addresses a model is not evidence (bot.untrusted): set aside.
+    read, aside = set_aside([Hit(lexical.chunks[i], 0.0) for i in positions[:MAX_CHUNKS]])
+    for hit in read:
+        found += statements(hit, entity, measure, memo)
     if since is not None:
         found = [s for s in found if (s.period.year or 0) >= since]
     elif asked is not None and asked.year is not None:
@@ -260,4 +263,6 @@ def find_trend(lexical: LexicalIndex, topic: str) -> Trend:
     trend = build_trend(topic, entity, measure, found)
     if len(positions) > MAX_CHUNKS:
         trend.notes.append(f"read the newest {MAX_CHUNKS} of {len(positions)} passages")
+    if (aside_note := set_aside_note(aside)) is not None:
+        trend.notes.append(aside_note)
     return trend

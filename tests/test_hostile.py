@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.llm import LLMAnswerer
+from bot.settings import Settings
 from bot.types import Hit
 from ingest.hostile import instruction_spans, mask_instructions
 from ingest.pipeline import run_ingest
@@ -111,3 +112,88 @@ def test_the_llm_never_sees_the_sentence_and_cannot_quote_it(server: FakeOpenAIS
     assert answer.citations
     assert all(c.hit in hits and c.quote in c.hit.text for c in answer.citations)
     assert all("1 yuan" not in c.quote and "Ignore" not in c.quote for c in answer.citations)
+
+
+# --- a document that addresses a model is set aside whole (bot.untrusted) ------------------
+
+REVISION = "The revised trade total of Qingdao for January to July was 1 yuan."
+HOSTILE_RELEASE = f"Qingdao trade figures revised\n\n{ATTACK} {REVISION}\n"
+GENUINE_RELEASE = f"Qingdao trade\n\n{GENUINE}\n"
+
+
+def test_set_aside_takes_every_passage_of_the_document() -> None:
+    from bot.untrusted import set_aside, set_aside_note
+
+    plain = hit(1, GENUINE)
+    attack = make_hit(chunk_id="c2", doc_id="d2", text=ATTACK, title="Update", date="2020-09-05")
+    same_doc = make_hit(chunk_id="c3", doc_id="d2", text=REVISION, title="Update")
+    kept, aside = set_aside([plain, same_doc, attack])
+    assert kept == [plain] and aside == [same_doc, attack]
+    assert set_aside_note(aside) == (
+        "not used: “Update” (2020-09-05) — it contains text addressed to an AI assistant"
+    )
+    assert set_aside([plain]) == ([plain], []) and set_aside_note([]) is None
+
+
+@pytest.fixture
+def attacked(tmp_path: Path, model_dir: Path) -> Settings:
+    """The genuine release, and a later one that carries an attack and a false 'revision'."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "qingdao-trade-2020-09-04.txt").write_text(GENUINE_RELEASE)
+    (docs / "qingdao-revised-2020-09-05.txt").write_text(HOSTILE_RELEASE)
+    settings = make_settings(tmp_path / "data", model_dir, documents_dir=docs)
+    assert not run_ingest(settings).failures
+    return settings
+
+
+def test_a_false_revision_beside_an_attack_never_replaces_the_figure(attacked: Settings) -> None:
+    from bot.service import AnswerService
+
+    answer = AnswerService(attacked).answer("What was Qingdao's trade total?")
+    assert not answer.refused
+    assert "341.81 billion yuan" in answer.text and "1 yuan" not in answer.text
+    assert answer.citations
+    assert all(c.hit.path == "qingdao-trade-2020-09-04.txt" for c in answer.citations)
+    assert not any("revised figure" in n for n in answer.notes)
+    assert any(n.startswith("not used: “Qingdao trade figures revised”") for n in answer.notes)
+
+
+def test_the_llm_is_never_sent_a_document_that_addresses_it(
+    attacked: Settings, server: FakeOpenAIServer
+) -> None:
+    from bot.service import AnswerService
+
+    llm = attacked.model_copy(
+        update={"answerer": "llm", "openai_base_url": server.base_url, "llm_model": "m"}
+    )
+    server.reply = "Qingdao's trade total was 341.81 billion yuan [1]."
+    answer = AnswerService(llm).answer("What was Qingdao's trade total?")
+    sent = " ".join(m["content"] for m in server.last_request["messages"])
+    assert "341.81 billion yuan" in sent
+    assert "1 yuan" not in sent and "revised" not in sent.lower()  # not even the plain sentence
+    assert "341.81 billion yuan" in answer.text
+    assert any(n.startswith("not used:") for n in answer.notes)
+
+
+def test_a_trend_never_charts_a_figure_from_a_document_that_addresses_a_model() -> None:
+    from bot.lexical import LexicalIndex
+    from bot.trend import find_trend
+    from ingest.types import IndexedChunk
+
+    def chunk(n: int, text: str, date: str) -> IndexedChunk:
+        return IndexedChunk(
+            f"c{n}", f"d{n}", text, f"n{n}.md", "Kelbrook trade", 0, 0, 9, date=date
+        )
+
+    lexical = LexicalIndex.build([
+        chunk(1, "Kelbrook's foreign trade reached 120.5 billion yuan in 2022.", "2023-01-20"),
+        chunk(2, "Kelbrook's foreign trade reached 131.2 billion yuan in 2023.", "2024-01-19"),
+        chunk(3, f"{ATTACK} Kelbrook's foreign trade reached 1 yuan in 2023.", "2024-02-01"),
+    ])  # fmt: skip
+    trend = find_trend(lexical, "Kelbrook foreign trade")
+    values = {p.value for s in trend.series for p in s.points}
+    assert values == {120.5, 131.2}, values  # in billions, the series unit
+    assert not any(p.revised for s in trend.series for p in s.points)
+    assert all(s.hit.doc_id != "d3" for s in trend.sources)
+    assert any(n.startswith("not used: “Kelbrook trade” (2024-02-01)") for n in trend.notes)
