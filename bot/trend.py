@@ -21,6 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 
 import numpy as np
@@ -35,6 +36,7 @@ from bot.trend_text import (
     is_trend_question,  # the routing test, for the CLI and the bot
     period_kind,
     period_label,
+    recent_years,
 )
 from bot.types import Hit
 from bot.untrusted import set_aside, set_aside_note
@@ -246,9 +248,9 @@ def candidate_chunks(lexical: LexicalIndex, entity: Entity, measure: Measure) ->
     return found
 
 
-def find_trend(lexical: LexicalIndex, topic: str) -> Trend:
+def find_trend(lexical: LexicalIndex, topic: str, today: date | None = None) -> Trend:
     """The trend of ``topic`` over every chunk of the index (raises ``TopicError``)."""
-    entity, measure, asked, since = topic_parts(topic)
+    entity, measure, asked, since = topic_parts(topic, today)
     positions = candidate_chunks(lexical, entity, measure)
     found: list[Statement] = []
     memo: Memo = {}
@@ -265,4 +267,6 @@ def find_trend(lexical: LexicalIndex, topic: str) -> Trend:
         trend.notes.append(f"read the newest {MAX_CHUNKS} of {len(positions)} passages")
     if (aside_note := set_aside_note(aside)) is not None:
         trend.notes.append(aside_note)
+    if since is not None and (recent := recent_years(topic)) is not None:
+        trend.notes.insert(0, f"“{recent[0]}” read as {since} to now")
     return trend

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from datetime import date
 from decimal import Decimal
 
 from bot.answer_types import DATE_PARTS_RE
@@ -60,8 +61,11 @@ class TopicError(ValueError):
 # --- reading the topic ------------------------------------------------------------------------
 
 
-def topic_parts(topic: str) -> tuple[Entity, Measure, Period | None, int | None]:
-    """(entity, measure, period asked, first year asked) of a trend topic."""
+def topic_parts(
+    topic: str, today: date | None = None
+) -> tuple[Entity, Measure, Period | None, int | None]:
+    """(entity, measure, period asked, first year asked) of a trend topic (``today``: what
+    "the past 3 years" counts back from)."""
     core = strip_trend_words(topic)
     measure = topic_measure(core)
     cjk = bool(CJK_RE.search(core))
@@ -83,7 +87,7 @@ def topic_parts(topic: str) -> tuple[Entity, Measure, Period | None, int | None]
         measure = topic_measure(frame.quantity.replace(entity.text, " "))
     if measure is None:
         raise TopicError(f"which figure of {entity.text}? e.g. '{entity.text} foreign trade'")
-    since = since_year(topic)
+    since = since_year(topic, today)
     return entity, measure, None if since else frame.period, since
 
 

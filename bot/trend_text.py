@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from bot.periods import Period
@@ -237,15 +238,41 @@ _SINCE_RE = re.compile(
     r"|((?:19|20)\d\d)\s*年?以来|自((?:19|20)\d\d)\s*年",
     re.IGNORECASE,
 )
+_NUMBER_WORDS = {
+    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
+    "九": 9, "十": 10,
+}  # fmt: skip
+_COUNT = r"(\d{1,2}|" + "|".join(_NUMBER_WORDS) + ")"
+# "over the past 3 years", "in the last five years", 近三年, 过去5年, 最近十年
+_RECENT_RE = re.compile(
+    rf"\b(?:(?:over|in|during|for)\s+)?the\s+(?:past|last)\s+{_COUNT}\s+years?\b"
+    rf"|(?:近|过去|最近)\s*{_COUNT}\s*年",
+    re.IGNORECASE,
+)
 _ASKS_ONE_THING = re.compile(r"^\s*(?:who|which|when|where|what)\b|谁|哪|何时", re.IGNORECASE)
 
 
-def since_year(text: str) -> int | None:
-    """The first year a trend asks from ("since 2019", "2019年以来"), or None."""
-    m = _SINCE_RE.search(text)
+def recent_years(text: str) -> tuple[str, int] | None:
+    """("the past 3 years", 3) when ``text`` asks for the last N years, else None."""
+    m = _RECENT_RE.search(text)
     if not m:
         return None
-    return int(next(g for g in m.groups() if g))
+    count = next(g for g in m.groups() if g)
+    n = int(count) if count.isdigit() else _NUMBER_WORDS[count.lower()]
+    return (m.group(0).strip(), n) if 1 <= n <= 50 else None
+
+
+def since_year(text: str, today: date | None = None) -> int | None:
+    """The first year a trend asks from ("since 2019", "2019年以来"; "the past 3 years" is
+    the three years before ``today``'s, and this one), or None."""
+    m = _SINCE_RE.search(text)
+    if m:
+        return int(next(g for g in m.groups() if g))
+    recent = recent_years(text)
+    if recent is None:
+        return None
+    return (today or date.today()).year - recent[1]
 
 
 def is_trend_question(text: str) -> bool:
@@ -259,7 +286,7 @@ def is_trend_question(text: str) -> bool:
 def strip_trend_words(text: str) -> str:
     """The topic without its trend phrasing and its "since" year: what names the entity
     and the measure ("How has Qingdao's trade changed since 2019?" -> "Qingdao's trade")."""
-    t = _SINCE_RE.sub(" ", text)
+    t = _RECENT_RE.sub(" ", _SINCE_RE.sub(" ", text))
     t = re.sub(
         r"^\s*how\s+(?:has|have|did|do|does|is|are)\s+|\s+(?:changed?|developed?|evolved?|grown"
         r"|grow|moved?|trended|risen|fared)\b.*$|\btrends?\s+(?:of|in|for)\b|\btrends?\b"

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,18 @@ def test_one_figure_or_none_says_so_and_offers_the_figure(lexical: LexicalIndex)
     none = find_trend(lexical, "How has Kelbrook's foreign trade changed since 2025?")
     assert none.series == [] and none.sources == []
     assert "no figure found" in format_trend(none)
+
+
+def test_the_past_n_years_count_back_from_today(lexical: LexicalIndex) -> None:
+    asked = "How has Kelbrook's foreign trade changed over the past 2 years?"
+    recent = find_trend(lexical, asked, today=date(2025, 3, 1))  # 2023 to now
+    assert points(recent, "quarter") == points(find_trend(lexical, "Kelbrook trade"), "quarter")
+    assert recent.notes[0] == "“over the past 2 years” read as 2023 to now"
+    later = find_trend(lexical, asked, today=date(2030, 1, 1))  # 2028 to now: none
+    assert later.series == [] and "no figure found" in format_trend(later)
+    chinese = find_trend(lexical, "青屿近三年外贸进出口走势", today=date(2026, 12, 8))
+    assert chinese.notes[0] == "“近三年” read as 2023 to now"
+    assert strip_trend_words("青屿近三年外贸进出口走势") == "青屿 外贸进出口"
 
 
 def test_json_has_the_documented_shape(lexical: LexicalIndex) -> None:
