@@ -77,13 +77,14 @@ class Flagged:
         self.count += len(found)
 
     def note(self) -> str | None:
-        """The report's note on them (answers keep them out); None when there are none."""
+        """The report's note on them (``bot.untrusted``: an answer that retrieves one leaves
+        the document out); None when there are none."""
         if self.first is None:
             return None
         first = " ".join(self.first.split())
         first = first if len(first) <= 80 else first[:79] + "…"
         count = f"{self.count} sentences" if self.count > 1 else "1 sentence"
-        return f"{count} addressed to an AI assistant, kept out of answers: “{first}”"
+        return f"{count} addressed to an AI assistant; answers leave this document out: “{first}”"
 
 
 def hostile_note(text: str) -> str | None:
