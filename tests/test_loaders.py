@@ -70,6 +70,25 @@ def test_html_main_text_and_metadata() -> None:
     assert doc.removed_boilerplate > 0
 
 
+def test_html_blocks_lines_lists_and_tables_keep_their_breaks(tmp_path: Path) -> None:
+    page = tmp_path / "case.html"
+    page.write_text(
+        "<html><head><title>Port volumes rise</title></head><body><nav>Home | News</nav>"
+        "<article><h1>Port volumes rise</h1><p>First line<br>second line<br/>third</p>"
+        "<div>Outer <div>inner <span>span</span> text</div> tail</div>"
+        "<ul><li>one</li><li>two <b>bold</b></li></ul>"
+        "<table><tr><th>City</th><th>Trade</th></tr><tr><td>Qingdao</td><td>341.81</td></tr>"
+        "</table><p>Last <i>para</i>.</p><script>var x=1;</script>"
+        "<blockquote>Quoted<br>text</blockquote></article></body></html>"
+    )
+    doc = parse_document(page, page.read_bytes(), "d", display_path=page.name)
+    assert doc.text == (
+        "Port volumes rise\n\nFirst line\nsecond line\nthird\n\nOuter\n\ninner span text"
+        "\n\ntail\n\none\n\ntwo bold\n\nCity Trade\n\nQingdao 341.81\n\nLast para."
+        "\n\nQuoted\ntext"
+    )
+
+
 def test_markdown_front_matter() -> None:
     doc = _parse(DOCS / "valley-water-plan.md")
     assert (doc.title, doc.date, doc.url, doc.publisher, doc.place) == (
