@@ -192,4 +192,5 @@ async def test_chat_state_never_saved_is_named_at_shutdown(
     await persistence.flush()
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 2, warnings
-    assert "of 2 chats was not saved" in warnings[1] and str(state) in warnings[1]
+    assert "was not saved to" in warnings[1] and "(2 changes)" in warnings[1]
+    assert str(state) in warnings[1]

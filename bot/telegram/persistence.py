@@ -83,23 +83,17 @@ class StateWriter:
             try:
                 self._reopen_if_replaced()
                 self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for (k, name), value in self._unsaved.items():
-                        if value is None:
-                            self._db.execute(
-                                "DELETE FROM chat_state WHERE kind=? AND key=?", (k, name)
-                            )
-                        else:
-                            self._db.execute(
-                                "INSERT OR REPLACE INTO chat_state(kind, key, data) "
-                                "VALUES (?, ?, ?)",
-                                (k, name, value),
-                            )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
+                for (k, name), value in self._unsaved.items():
+                    if value is None:
+                        self._db.execute("DELETE FROM chat_state WHERE kind=? AND key=?", (k, name))
+                    else:
+                        self._db.execute(
+                            "INSERT OR REPLACE INTO chat_state(kind, key, data) VALUES (?, ?, ?)",
+                            (k, name, value),
+                        )
                 self._db.execute("COMMIT")
             except (sqlite3.DatabaseError, StoreDamaged, OSError) as err:
+                self._roll_back()
                 if not self.failing:
                     problem = err if isinstance(err, StoreDamaged) else damaged(self.path, err)
                     log.warning("%s is not saved: %s", self.what, problem)
@@ -109,6 +103,14 @@ class StateWriter:
             if self.failing:
                 log.info("%s is saved again in %s", self.what, self.path)
             self.failing = False
+
+    def _roll_back(self) -> None:
+        """End a transaction a failed write left open (else every later BEGIN fails)."""
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the file is what failed; the next write tries again
 
     def _reopen_if_replaced(self) -> None:
         """Follow the file to a new inode (a repair replaced it); FileNotFoundError while
@@ -128,10 +130,10 @@ class StateWriter:
         with self._lock:
             if self._unsaved:
                 log.warning(
-                    "%s of %d chats was not saved to %s: it is lost at this restart",
+                    "%s was not saved to %s (%d changes): it is lost at this restart",
                     self.what,
-                    len(self._unsaved),
                     self.path,
+                    len(self._unsaved),
                 )
             self._db.close()
 
