@@ -194,3 +194,30 @@ async def test_chat_state_never_saved_is_named_at_shutdown(
     assert len(warnings) == 2, warnings
     assert "was not saved to" in warnings[1] and "(2 changes)" in warnings[1]
     assert str(state) in warnings[1]
+
+
+def test_a_write_that_fails_half_way_leaves_no_transaction_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A write refused inside its transaction (here by a trigger; a full disk does the
+    same) is rolled back, so the next write works rather than failing forever."""
+    from bot.telegram.persistence import StateWriter
+
+    state = tmp_path / "state.sqlite"
+    writer = StateWriter(state, "chat state")
+    with sqlite3.connect(state) as db:
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON chat_state WHEN NEW.key = 'bad' "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+    db.close()
+    writer.write("chat", "bad", b"x")
+    assert writer.failing and writer.unsaved() == 1
+    with sqlite3.connect(state) as db:
+        db.execute("DROP TRIGGER refuse")
+    db.close()
+    caplog.set_level(logging.INFO)
+    writer.write("chat", "good", b"y")
+    assert not writer.failing and writer.unsaved() == 0
+    assert writer.rows("chat") == [("bad", b"x"), ("good", b"y")]
+    assert any("saved again" in r.getMessage() for r in caplog.records)

@@ -95,14 +95,27 @@ class StateWriter:
             except (sqlite3.DatabaseError, StoreDamaged, OSError) as err:
                 self._roll_back()
                 if not self.failing:
-                    problem = err if isinstance(err, StoreDamaged) else damaged(self.path, err)
-                    log.warning("%s is not saved: %s", self.what, problem)
+                    log.warning("%s is not saved: %s", self.what, self._problem(err))
                 self.failing = True
                 return
             self._unsaved.clear()
             if self.failing:
                 log.info("%s is saved again in %s", self.what, self.path)
             self.failing = False
+
+    def _problem(self, err: Exception) -> str:
+        """What went wrong, in a line naming the file: damage (with the repair command),
+        or a write the system refused (a full disk, a lock, a file deleted)."""
+        if isinstance(err, StoreDamaged):
+            return str(err)
+        if isinstance(err, FileNotFoundError):
+            return (
+                f"{self.path} was deleted while the bot ran; run `briefing doctor` to restore "
+                "it (the changes wait in memory until then)"
+            )
+        if isinstance(err, (sqlite3.OperationalError, OSError)):
+            return f"{self.path} could not be written ({err}); it is tried again at each change"
+        return str(damaged(self.path, err))
 
     def _roll_back(self) -> None:
         """End a transaction a failed write left open (else every later BEGIN fails)."""
