@@ -1,9 +1,10 @@
 """One file's bytes → a clean ``Document``: format parsing, normalisation, metadata.
 
-Every format is read with its ecosystem parser (charset-normalizer, PyYAML, BeautifulSoup
-+ lxml, pypdfium2, python-docx). Bad input of any kind raises ``LoadError`` with a short
-reason for the user. All cleaning happens before the Document is built, so the offsets
-later computed on ``Document.text`` (chunks, PDF page spans) stay valid.
+Every format is read with its ecosystem parser (charset-normalizer, PyYAML, lxml with
+bs4's encoding detection in ``ingest.html_text``, pypdfium2, python-docx). Bad input of
+any kind raises ``LoadError`` with a short reason for the user. All cleaning happens before
+the Document is built, so the offsets later computed on ``Document.text`` (chunks, PDF
+page spans) stay valid.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ import docx
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import yaml
-from bs4 import BeautifulSoup, Tag
-from bs4.element import NavigableString
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
+from ingest.html_text import read_html
 from ingest.metadata import (
     date_from_filename,
     humanize_stem,
@@ -215,80 +215,17 @@ def _extract_md(data: bytes) -> _Extracted:
     )
 
 
-# --- html -------------------------------------------------------------------------------
-
-_DROP_TAGS = [
-    "script", "style", "nav", "header", "footer", "aside", "form", "noscript",
-    "template", "svg", "iframe", "button", "head",
-]  # fmt: skip
-_BLOCK_TAGS = [
-    "p", "div", "section", "article", "main", "h1", "h2", "h3", "h4", "h5", "h6", "li",
-    "ul", "ol", "table", "tr", "blockquote", "pre", "dl", "dt", "dd", "figure",
-    "figcaption", "address", "hr", "caption",
-]  # fmt: skip
-_DATE_META = (
-    "article:published_time", "og:published_time", "datepublished", "date", "dc.date",
-    "dc.date.issued", "dcterms.date", "dcterms.issued", "dcterms.created", "pubdate",
-    "publishdate", "publish-date", "publication_date", "sailthru.date", "parsely-pub-date",
-)  # fmt: skip
-# Sentinels for structure, kept apart from HTML's insignificant whitespace until the end.
-_PARA, _LINE = "\u2029", "\u2028"
-_HTML_SPACE_RE = re.compile(r"[ \t\n\r\f\v]+")
-
-
-def _meta_values(soup: BeautifulSoup) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for tag in soup.find_all("meta"):
-        key = tag.get("property") or tag.get("name") or tag.get("itemprop")
-        content = tag.get("content")
-        if isinstance(key, str) and isinstance(content, str) and content.strip():
-            values.setdefault(key.strip().lower(), content.strip())
-    return values
-
-
-def _http_url(value: object) -> str | None:
-    return value.strip() if isinstance(value, str) and value.startswith("http") else None
-
-
-def _html_text(root: Tag) -> str:
-    # Markers go inside each tag (first and last child), never beside it: bs4's
-    # ``insert_before`` and ``replace_with`` look the tag up among its siblings, which made
-    # a page of 10,000 paragraphs in one <article> quadratic (2 MB took 6 s, 30 MB hours).
-    for tag in root.find_all(_BLOCK_TAGS):
-        tag.insert(0, NavigableString(_PARA))
-        tag.append(NavigableString(_PARA))
-    for br in root.find_all("br"):
-        br.append(NavigableString(_LINE))  # read as the line break it stands for
-    for cell in root.find_all(["td", "th"]):
-        cell.append(NavigableString(" "))
-    text = _HTML_SPACE_RE.sub(" ", root.get_text())
-    text = re.sub(rf" *{_PARA}[ {_PARA}{_LINE}]*", "\n\n", text)
-    return re.sub(rf" *{_LINE} *", "\n", text)
+# --- html (``ingest.html_text``) ---------------------------------------------------------
 
 
 def _extract_html(data: bytes) -> _Extracted:
-    soup = BeautifulSoup(data, "lxml")
-    meta = _meta_values(soup)
-    title_tag, h1 = soup.find("title"), soup.find("h1")
-    titles = [
-        meta.get("og:title"),
-        title_tag.get_text(" ", strip=True) if title_tag else None,
-        h1.get_text(" ", strip=True) if h1 else None,
-    ]
-    stated = next((d for k in _DATE_META if (d := parse_date(meta.get(k, "")))), None)
-    if stated is None and isinstance(time_tag := soup.find("time", datetime=True), Tag):
-        stated = parse_date(str(time_tag["datetime"]))
-    canonical = soup.find("link", rel="canonical")
-    url = _http_url(canonical.get("href") if isinstance(canonical, Tag) else None)
-    for tag in soup.find_all(_DROP_TAGS):
-        tag.decompose()
-    root = soup.find("article") or soup.find("main") or soup.body or soup
+    page = read_html(data, decode_text)
     return _Extracted(
-        pages=[_html_text(root) if isinstance(root, Tag) else ""],
-        title=next((t for t in titles if is_good_title(t)), None),
-        date=stated,
-        url=url or _http_url(meta.get("og:url")),
-        publisher=meta.get("og:site_name"),
+        pages=[page.text],
+        title=next((t for t in page.titles if is_good_title(t)), None),
+        date=page.date,
+        url=page.url,
+        publisher=page.publisher,
     )
 
 
