@@ -89,6 +89,21 @@ def test_html_blocks_lines_lists_and_tables_keep_their_breaks(tmp_path: Path) ->
     )
 
 
+def test_html_comment_tails_deep_nesting_and_declared_charsets_are_read(tmp_path: Path) -> None:
+    def text(name: str, data: bytes) -> str:
+        return parse_document(tmp_path / name, data, "d", display_path=name).text
+
+    assert text("c.html", b"<p>Total 5.6 bn<!-- note --> crowns, up 3%.</p>") == (
+        "Total 5.6 bn crowns, up 3%."  # the words after a comment are kept
+    )
+    deep = "<div>" * 2000 + "Exports rose 4.1 percent in May." + "</div>" * 2000
+    assert text("deep.html", deep.encode()) == "Exports rose 4.1 percent in May."
+    gbk = '<meta charset="gbk"><p>青岛市前7个月进出口总额3418.1亿元。</p>'.encode("gbk")
+    assert text("gbk.html", gbk) == "青岛市前7个月进出口总额3418.1亿元。"
+    declared = b'<?xml version="1.0" encoding="utf-8"?><html><body><p>Caf\xc3\xa9 sales.</p>'
+    assert text("x.html", declared) == "Caf\u00e9 sales."
+
+
 def test_markdown_front_matter() -> None:
     doc = _parse(DOCS / "valley-water-plan.md")
     assert (doc.title, doc.date, doc.url, doc.publisher, doc.place) == (
