@@ -20,10 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench.common import machine, table  # noqa: E402
+from common import ROOT, machine, table
 
 PARA = (
     "<p>The city government said on Monday that foreign trade in the first half rose 3.1 "
