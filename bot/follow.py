@@ -22,6 +22,7 @@ from bot.extractive import extractive_answer
 from bot.retrieval import Retriever
 from bot.subscriptions import Subscription
 from bot.types import Citation
+from bot.untrusted import set_aside
 from ingest.manifest import Manifest
 from ingest.store import IndexStore
 from ingest.types import IndexedChunk
@@ -80,7 +81,9 @@ class TopicMatcher:
 
     def match(self, topic: str) -> list[Citation]:
         """One citation per cited document (its first, i.e. best, quote), in answer order."""
-        hits = self.retriever.search(topic, k=self.top_k)
+        # A document that addresses a model is news to the admins (the ingest report names
+        # it), never to followers: its passages are set aside as in any answer.
+        hits, _ = set_aside(self.retriever.search(topic, k=self.top_k))
         if not hits:
             return []
         answer = extractive_answer(topic, hits, min_evidence=self.min_evidence)

@@ -119,6 +119,7 @@ def test_the_llm_never_sees_the_sentence_and_cannot_quote_it(server: FakeOpenAIS
 REVISION = "The revised trade total of Qingdao for January to July was 1 yuan."
 HOSTILE_RELEASE = f"Qingdao trade figures revised\n\n{ATTACK} {REVISION}\n"
 GENUINE_RELEASE = f"Qingdao trade\n\n{GENUINE}\n"
+HOSTILE_NAME = "qingdao-revised-2020-09-05.txt"
 
 
 def test_set_aside_takes_every_passage_of_the_document() -> None:
@@ -141,7 +142,7 @@ def attacked(tmp_path: Path, model_dir: Path) -> Settings:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "qingdao-trade-2020-09-04.txt").write_text(GENUINE_RELEASE)
-    (docs / "qingdao-revised-2020-09-05.txt").write_text(HOSTILE_RELEASE)
+    (docs / HOSTILE_NAME).write_text(HOSTILE_RELEASE)
     settings = make_settings(tmp_path / "data", model_dir, documents_dir=docs)
     assert not run_ingest(settings).failures
     return settings
@@ -197,3 +198,25 @@ def test_a_trend_never_charts_a_figure_from_a_document_that_addresses_a_model() 
     assert not any(p.revised for s in trend.series for p in s.points)
     assert all(s.hit.doc_id != "d3" for s in trend.sources)
     assert any(n.startswith("not used: “Kelbrook trade” (2024-02-01)") for n in trend.notes)
+
+
+def test_followers_are_never_sent_a_document_that_addresses_a_model(
+    attacked: Settings, model_dir: Path
+) -> None:
+    from bot.follow import find_matches
+    from bot.subscriptions import Subscription
+    from ingest.embeddings import LocalEmbeddings
+    from ingest.store import open_index
+    from tests.test_follow import doc_id_of
+
+    embeddings = LocalEmbeddings(model_dir)
+    follows = [Subscription(1, 42, "Qingdao trade total", None, "2026-12-08")]
+    found = find_matches(
+        [doc_id_of(attacked, p) for p in ("qingdao-trade-2020-09-04.txt", HOSTILE_NAME)],
+        follows,
+        store=open_index(attacked, embeddings),
+        embeddings=embeddings,
+        manifest_path=attacked.manifest_path,
+        min_evidence=attacked.refusal_threshold,
+    )
+    assert [m.citation.hit.path for m in found[42]] == ["qingdao-trade-2020-09-04.txt"]
