@@ -246,7 +246,7 @@ _NUMBER_WORDS = {
 _COUNT = r"(\d{1,2}|" + "|".join(_NUMBER_WORDS) + ")"
 # "over the past 3 years", "in the last five years", 近三年, 过去5年, 最近十年
 _RECENT_RE = re.compile(
-    rf"\b(?:(?:over|in|during|for)\s+)?the\s+(?:past|last)\s+{_COUNT}\s+years?\b"
+    rf"\b(?:(?:over|in|during|for)\s+)?(?:the\s+)?(?:past|last)\s+{_COUNT}\s+years?\b"
     rf"|(?:近|过去|最近)\s*{_COUNT}\s*年",
     re.IGNORECASE,
 )

@@ -77,8 +77,8 @@ class Flagged:
         self.count += len(found)
 
     def note(self) -> str | None:
-        """The report's note on them (``bot.untrusted``: an answer that retrieves one leaves
-        the document out); None when there are none."""
+        """The report's note on them (an answer that retrieves one leaves the document
+        out); None when there are none."""
         if self.first is None:
             return None
         first = " ".join(self.first.split())
