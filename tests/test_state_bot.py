@@ -72,6 +72,38 @@ async def test_a_store_damaged_under_the_notifier_stops_it_with_one_message(
         await drop.stop()
 
 
+async def test_a_store_cut_short_is_named_even_with_nothing_new_to_tell(
+    tmp_path: Path, model_dir: Path, fake: FakeTelegram
+) -> None:
+    """A truncated store whose surviving half still answers the teller's query (no new
+    runs): the teller notices from the file itself, not only when a later run fails."""
+    settings = bot_settings(drop_settings(tmp_path, model_dir), fake)
+    for name in ("qingdao-trade-2020-09-04.md", "shanghai-economy-2022-03-16.md"):
+        shutil.copy(EXAMPLES / name, settings.documents_dir)
+    await asyncio.to_thread(run_ingest, settings)
+    drop = DropFolder(settings, poll_s=0.05)
+    fake.send_private(ADMIN, "/start")
+    async with Bot(fake.token, base_url=fake.api_base) as bot:
+        drop.outbox = Outbox(bot, chat_interval_s=0.0)
+        drop.outbox.start()
+        assert await asyncio.to_thread(drop._take_notifier_lock)
+        assert await drop.tell_round() == drop.poll_s  # the run is told
+        await drop.outbox.drained()
+        seen = len(fake.sent(ADMIN))
+        assert await drop.tell_round() == drop.poll_s  # nothing new: a quiet round
+        with sqlite3.connect(settings.manifest_path) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        damage(settings.manifest_path, "truncated")
+
+        assert await drop.tell_round() is None  # stopped, with one message naming it
+        await drop.outbox.drained()
+        sent = [m["text"] for m in fake.sent(ADMIN)[seen:]]
+        assert len(sent) == 1 and "Notices and digests stopped" in sent[0], sent
+        assert str(settings.manifest_path) in sent[0] and "briefing doctor" in sent[0]
+        await drop.stop()
+
+
 async def test_the_bot_says_when_its_folder_is_gone_and_when_it_is_heard_again(
     tmp_path: Path, model_dir: Path, fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:

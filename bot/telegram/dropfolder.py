@@ -65,7 +65,7 @@ from bot.telegram.notify import (
     render_notice,
 )
 from ingest import runlog
-from ingest.state import StoreDamaged, connect, damaged, state_path
+from ingest.state import StoreDamaged, connect, damaged, forget_check, state_path
 from ingest.types import IngestReport, Outcome
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,8 @@ class DropFolder:
         self.chat_interval_s = chat_interval_s
         self.poll_s = poll_s
         self.subscriptions = SubscriptionStore(state_path(settings.data_dir))
-        self._store_identity = state_path(settings.data_dir).stat().st_ino  # see _read_runs
+        store = state_path(settings.data_dir).stat()
+        self._store_identity, self._store_size = store.st_ino, store.st_size  # _read_runs
         self.notify_chats = sorted(settings.telegram.notify_chat_ids or settings.telegram.admin_ids)
         self.failures = FailureMemory()
         self.outbox: Outbox | None = None
@@ -305,7 +306,8 @@ class DropFolder:
     def _read_runs(self) -> list[runlog.LoggedRun]:
         path = state_path(self.settings.data_dir)
         try:
-            identity: int | None = path.stat().st_ino
+            stat = path.stat()
+            identity: int | None = stat.st_ino
         except FileNotFoundError:
             identity = None
         if identity != self._store_identity:
@@ -314,6 +316,13 @@ class DropFolder:
                 f"{path} was deleted or replaced while the bot ran; restart the bot "
                 "(followed topics come back from their backup copy)"
             )
+        # A store never shrinks (nothing VACUUMs it), yet a file cut short still answers
+        # a query that stays in its first part: when it did, check it whole at the open
+        # below. (Never open the file outside SQLite: closing that descriptor would drop
+        # this process's SQLite locks on it.)
+        if stat.st_size < self._store_size:
+            forget_check(path)
+        self._store_size = max(self._store_size, stat.st_size)
         # A connection of its own each round: a long-lived one reads from its page cache
         # and can miss a file damaged under it (nothing in the WAL says it changed).
         db = connect(path)
