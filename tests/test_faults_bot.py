@@ -14,6 +14,7 @@ import logging
 import random
 import shutil
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -132,9 +133,7 @@ def damage_store(settings: Settings, store: str, how: str, *, running: bool = Fa
     assert files
     for path in files:
         if path.suffix in (".sqlite", ".sqlite3"):
-            with sqlite3.connect(path) as db:  # everything in the main file
-                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            db.close()
+            checkpoint(path)  # everything in the main file
             damage(path, how)
         elif how == "deleted":
             path.unlink()
@@ -146,6 +145,24 @@ def damage_store(settings: Settings, store: str, how: str, *, running: bool = Fa
             for at in range(0, len(data), 64):
                 data[at : at + 8] = rng.randbytes(len(data[at : at + 8]))
             path.write_bytes(bytes(data))
+
+
+def checkpoint(path: Path, wait_s: float = 10.0) -> None:
+    """Fold the write-ahead log into the main file. A running bot may be reading or writing
+    at that moment (SQLite then reports the checkpoint busy, or a write lands just after):
+    try again until the log is empty, as ``damage`` expects."""
+    wal = path.with_name(path.name + "-wal")
+    deadline = time.monotonic() + wait_s
+    while True:
+        db = sqlite3.connect(path, timeout=wait_s)
+        try:
+            busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            db.close()
+        if not busy and (not wal.exists() or wal.stat().st_size == 0):
+            return
+        assert time.monotonic() < deadline, f"{path}: its log never emptied"
+        time.sleep(0.05)
 
 
 def backup_rows(settings: Settings) -> tuple[str, ...]:
