@@ -35,7 +35,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -64,8 +63,9 @@ from bot.telegram.notify import (
     render_digest,
     render_notice,
 )
+from bot.telegram.run_log import RunLogReader
 from ingest import runlog
-from ingest.state import StoreDamaged, connect, damaged, forget_check, state_path
+from ingest.state import StoreDamaged, state_path
 from ingest.types import IngestReport, Outcome
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,7 @@ class DropFolder:
         self.chat_interval_s = chat_interval_s
         self.poll_s = poll_s
         self.subscriptions = SubscriptionStore(state_path(settings.data_dir))
-        store = state_path(settings.data_dir).stat()
-        self._store_identity, self._store_size = store.st_ino, store.st_size  # _read_runs
+        self.run_log = RunLogReader(state_path(settings.data_dir))
         self.notify_chats = sorted(settings.telegram.notify_chat_ids or settings.telegram.admin_ids)
         self.failures = FailureMemory()
         self.outbox: Outbox | None = None
@@ -118,7 +117,6 @@ class DropFolder:
         self._busy = False  # a round is running
         self._again = False  # woken during a round: the next one follows at once
         self._lock_file: IO[str] | None = None
-        self._state: sqlite3.Connection | None = None  # the run log's reader (teller only)
         self._told = 0  # the last run told (valid once this process holds the notifier lock)
         self._match_again_at: float | None = None  # followers' matching failed: retry then
         self.notifier_error: str | None = None  # why telling stopped or backs off (for /status)
@@ -163,9 +161,6 @@ class DropFolder:
         if self._lock_file is not None:
             self._lock_file.close()  # releases the notifier lock
             self._lock_file = None
-        if self._state is not None:
-            self._state.close()
-            self._state = None
         self.subscriptions.close()
 
     def problems(self) -> list[str]:
@@ -198,7 +193,7 @@ class DropFolder:
             # copy): tell all its runs (a drop never told); re-indexed documents are no news.
             self._told = 0
         else:  # the first start ever: earlier runs are history, not news
-            self._told = runlog.last_seq(self._log_db())
+            self._told = self.run_log.last_seq()
             self.subscriptions.set_meta(TOLD_KEY, str(self._told))
         if not self.subscriptions.ledger_started():  # likewise the documents indexed so far
             # An empty manifest beside a kept index (a lost store): the index's, re-added next.
@@ -285,7 +280,7 @@ class DropFolder:
         if not await asyncio.to_thread(self._take_notifier_lock):
             return
         retry_due = self._match_again_at is not None and time.monotonic() >= self._match_again_at
-        runs = await asyncio.to_thread(self._read_runs)
+        runs = await asyncio.to_thread(self.run_log.runs_after, self._told)
         if not runs and not retry_due:
             return  # nothing new in the log
         assert self.outbox is not None
@@ -302,41 +297,6 @@ class DropFolder:
             self.outbox.put(chat_id, text)
         await self.outbox.drained()  # stored only once sent: a crash resends, never loses
         await asyncio.to_thread(self._remember, notices.seq, digests.seen, notices.dropped)
-
-    def _read_runs(self) -> list[runlog.LoggedRun]:
-        path = state_path(self.settings.data_dir)
-        try:
-            stat = path.stat()
-            identity: int | None = stat.st_ino
-        except FileNotFoundError:
-            identity = None
-        if identity != self._store_identity:
-            # Reading on reads the old file, which nothing writes: every run would go untold.
-            raise StoreDamaged(
-                f"{path} was deleted or replaced while the bot ran; restart the bot "
-                "(followed topics come back from their backup copy)"
-            )
-        # A store never shrinks (nothing VACUUMs it), yet a file cut short still answers
-        # a query that stays in its first part: when it did, check it whole at the open
-        # below. (Never open the file outside SQLite: closing that descriptor would drop
-        # this process's SQLite locks on it.)
-        if stat.st_size < self._store_size:
-            forget_check(path)
-        self._store_size = max(self._store_size, stat.st_size)
-        # A connection of its own each round: a long-lived one reads from its page cache
-        # and can miss a file damaged under it (nothing in the WAL says it changed).
-        db = connect(path)
-        try:
-            return runlog.read_after(db, self._told)
-        except sqlite3.DatabaseError as err:
-            raise damaged(path, err) from None
-        finally:
-            db.close()
-
-    def _log_db(self) -> sqlite3.Connection:
-        if self._state is None:
-            self._state = connect(state_path(self.settings.data_dir))
-        return self._state
 
     def _remember(self, seq: int, seen: list[str] | None, dropped: bool) -> None:
         self.subscriptions.set_meta(TOLD_KEY, str(seq))
