@@ -16,26 +16,12 @@ sets aside all of that document's retrieved passages.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
 
+from bot.types import Hit
 from ingest.hostile import instruction_spans
 
 
-class _Passage(Protocol):
-    @property
-    def doc_id(self) -> str: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def date(self) -> str | None: ...
-
-
-P = TypeVar("P", bound=_Passage)
-
-
-def set_aside(passages: Sequence[P]) -> tuple[list[P], list[P]]:
+def set_aside(passages: Sequence[Hit]) -> tuple[list[Hit], list[Hit]]:
     """``passages`` split into those that may be used and those of a document that
     addresses an assistant or model (pure; order kept)."""
     suspect = {p.doc_id for p in passages if instruction_spans(p.text)}
@@ -46,7 +32,7 @@ def set_aside(passages: Sequence[P]) -> tuple[list[P], list[P]]:
     return kept, aside
 
 
-def set_aside_note(aside: Sequence[_Passage]) -> str | None:
+def set_aside_note(aside: Sequence[Hit]) -> str | None:
     """One line naming the documents set aside, or None."""
     docs: dict[str, tuple[str, str | None]] = {}
     for p in aside:
