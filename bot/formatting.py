@@ -66,7 +66,7 @@ def format_answer(answer: Answer) -> str:
             if hit.doc_id not in seen:
                 seen.add(hit.doc_id)
                 lines.append(f"  - {source_line(hit)}")
-    for note in answer.notes:
+    for note in [*answer.caveats, *answer.notes]:
         lines.append(f"(note: {note})")
     return "\n".join(lines).rstrip()
 
@@ -93,6 +93,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "nearest": [
             {"title": h.title, "path": h.path, "url": h.url, "date": h.date} for h in answer.nearest
         ],
+        "caveats": answer.caveats,
         "notes": answer.notes,
         "timings_ms": {k: round(v, 2) for k, v in answer.timings_ms.items()},
     }

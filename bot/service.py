@@ -136,8 +136,7 @@ class AnswerService:
         timings.update(retrieval.timings_ms)
         # A document that addresses a model is not evidence (bot.untrusted): set aside.
         hits, aside = set_aside(retrieval.hits)
-        if (aside_note := set_aside_note(aside)) is not None:
-            notes.append(aside_note)
+        aside_note = set_aside_note(aside)
         answer_started = time.perf_counter()
         answer: Answer | None = None
         if self.llm is not None and hits and llm_failed is None:
@@ -157,6 +156,8 @@ class AnswerService:
                 reason = scrub(str(llm_failed))
                 answer.notes.append(f"LLM unavailable ({reason}); answered extractively")
         answer.notes[:0] = notes
+        if aside_note is not None:
+            answer.caveats.append(aside_note)
         timings["answer_ms"] = (time.perf_counter() - answer_started) * 1000
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = {**timings, **answer.timings_ms}

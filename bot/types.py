@@ -90,4 +90,7 @@ class Answer:
     answerer: str = "extractive"  # "extractive" | "llm" | "llm→extractive" (fallback)
     timings_ms: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # e.g. "removed unsupported figure 12%"
+    # What the reader must know about the answer, shown with it everywhere (Telegram too):
+    # e.g. a document left out because it addresses a model (bot.untrusted).
+    caveats: list[str] = field(default_factory=list)
     question: str = ""  # the standalone question actually answered (follow-ups rewritten)

@@ -10,6 +10,7 @@ import pytest
 
 from bot.llm import LLMAnswerer
 from bot.settings import Settings
+from bot.telegram.render import render_answer
 from bot.types import Hit
 from ingest.hostile import instruction_spans, mask_instructions
 from ingest.pipeline import run_ingest
@@ -157,7 +158,15 @@ def test_a_false_revision_beside_an_attack_never_replaces_the_figure(attacked: S
     assert answer.citations
     assert all(c.hit.path == "qingdao-trade-2020-09-04.txt" for c in answer.citations)
     assert not any("revised figure" in n for n in answer.notes)
-    assert any(n.startswith("not used: “Qingdao trade figures revised”") for n in answer.notes)
+    assert answer.caveats == [
+        "not used: “Qingdao trade figures revised” (2020-09-05) — it contains text addressed "
+        "to an AI assistant"
+    ]
+    html = render_answer(answer)  # shown in Telegram too, after the sources
+    assert html.endswith(
+        "<i>Not used: “Qingdao trade figures revised” (2020-09-05) — it contains text "
+        "addressed to an AI assistant</i>"
+    )
 
 
 def test_the_llm_is_never_sent_a_document_that_addresses_it(
@@ -174,7 +183,7 @@ def test_the_llm_is_never_sent_a_document_that_addresses_it(
     assert "341.81 billion yuan" in sent
     assert "1 yuan" not in sent and "revised" not in sent.lower()  # not even the plain sentence
     assert "341.81 billion yuan" in answer.text
-    assert any(n.startswith("not used:") for n in answer.notes)
+    assert [c[:9] for c in answer.caveats] == ["not used:"]
 
 
 def test_a_trend_never_charts_a_figure_from_a_document_that_addresses_a_model() -> None:

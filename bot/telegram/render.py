@@ -29,13 +29,19 @@ def render_answer(answer: Answer) -> str:
     blocks = [esc(answer.text.strip()) or "(empty answer)"]
     if answer.citations:
         blocks.append(_sources(answer.citations))
-    return "\n\n".join(blocks)
+    return "\n\n".join(blocks + _caveats(answer))
+
+
+def _caveats(answer: Answer) -> list[str]:
+    """What the reader must know about the answer, in italics, after everything else."""
+    return [f"<i>{esc(c[:1].upper() + c[1:])}</i>" for c in answer.caveats]
 
 
 def render_refusal(answer: Answer) -> str:
     """The answerer's own refusal text, once and in bold. When it quotes what the documents
     do say instead (a near miss, with [n]), its sources follow; otherwise the nearest
     documents. Notes are not shown (they include the answerer's scores); the CLI shows them.
+    Caveats are, as with any answer.
     """
     blocks = [f"<b>{esc(answer.text.strip()) or 'No answer.'}</b>"]
     if answer.citations:
@@ -44,7 +50,7 @@ def render_refusal(answer: Answer) -> str:
         lines = ["<b>Nearest documents</b>"]
         lines += [source_line(hit, i, html=True) for i, hit in enumerate(answer.nearest, start=1)]
         blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
+    return "\n\n".join(blocks + _caveats(answer))
 
 
 def _highlight(passage: str, quote: str) -> str:
